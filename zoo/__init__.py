@@ -1,0 +1,15 @@
+"""zoo: convolutional architectures from declarative YAML specs.
+
+>>> import zoo
+>>> spec = zoo.load_spec("resnet34")          # a shipped name or a path to a YAML file
+>>> model = zoo.build(spec)                   # a plain nn.Module (device="meta" for shapes only)
+>>> result = zoo.trace(spec, (3, 224, 224))   # rows of path, type, output shape, params, MACs
+"""
+
+from zoo.compiler import build
+from zoo.errors import ExitCode, Problem, ZooError
+from zoo.spec import ModelSpec, load_spec
+from zoo.trace import Row, Trace, trace
+
+__all__ = ["ExitCode", "ModelSpec", "Problem", "Row", "Trace", "ZooError", "build", "load_spec", "trace"]
+__version__ = "0.1.0"

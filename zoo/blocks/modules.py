@@ -1,0 +1,83 @@
+"""The few modules zoo adds to ``torch.nn``: a residual sum, a channel concat, and the network.
+
+Children are registered flat under their own names (``conv1``, ``bn1``, ``downsample``), so a
+compiled ResNet has exactly torchvision's ``state_dict`` keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def _register(parent: nn.Module, named: Sequence[tuple[str, nn.Module]]) -> tuple[str, ...]:
+    for name, module in named:
+        parent.add_module(name, module)
+    return tuple(name for name, _ in named)
+
+
+class Residual(nn.Module):
+    """``post(body(pre(x)) + shortcut(s))`` where ``s`` is ``x`` or ``pre(x)``.
+
+    ``shortcut`` is ``None`` for the identity. Covers ResNet basic/bottleneck blocks
+    (``post=[relu]``) and pre-activation blocks (``pre=[bn, relu]``, shortcut from ``pre``).
+    """
+
+    def __init__(
+        self,
+        body: Sequence[tuple[str, nn.Module]],
+        shortcut: tuple[str, nn.Module] | None = None,
+        pre: Sequence[tuple[str, nn.Module]] = (),
+        post: Sequence[tuple[str, nn.Module]] = (),
+        shortcut_from_pre: bool = False,
+    ):
+        super().__init__()
+        # Registration order is execution order, so printing the module reads like its forward.
+        self._pre = _register(self, pre)
+        self._body = _register(self, body)
+        self._shortcut = _register(self, [shortcut])[0] if shortcut else None
+        self._post = _register(self, post)
+        self.shortcut_from_pre = shortcut_from_pre
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        block_input = x
+        for name in self._pre:
+            x = self._modules[name](x)
+        identity = x if self.shortcut_from_pre else block_input
+        for name in self._body:
+            x = self._modules[name](x)
+        if self._shortcut is not None:
+            identity = self._modules[self._shortcut](identity)
+        x = x + identity
+        for name in self._post:
+            x = self._modules[name](x)
+        return x
+
+
+class Concat(nn.Module):
+    """Run every branch on the same input and concatenate their outputs along channels."""
+
+    def __init__(self, branches: Sequence[tuple[str, nn.Module]]):
+        super().__init__()
+        self._branches = _register(self, branches)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([self._modules[name](x) for name in self._branches], dim=1)
+
+
+class ZooNet(nn.Sequential):
+    """A compiled spec: its stem, stages and head children run in order.
+
+    ``spec_name`` and ``input_shape`` (C, H, W) record what it was compiled for.
+    """
+
+    def __init__(self, named: Sequence[tuple[str, nn.Module]], spec_name: str, input_shape: tuple[int, ...]):
+        super().__init__()
+        _register(self, named)
+        self.spec_name = spec_name
+        self.input_shape = input_shape
+
+    def extra_repr(self) -> str:
+        return f"spec={self.spec_name!r}, input={'x'.join(map(str, self.input_shape))}"

@@ -1,0 +1,251 @@
+"""The ``zoo`` command: build, trace, validate and list specs.
+
+Human output (tables, progress, errors) goes to stderr; ``--json`` writes only JSON to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from rich.console import Console
+from rich.table import Table
+
+from zoo.errors import ExitCode, Problem, ZooError
+
+EXIT_CODES = """\
+exit codes:
+  0  success
+  1  invalid spec: YAML syntax, validation or shape error (each reported as file:line:col: path: message)
+  2  invalid command line (unknown option, malformed --input, ...)
+  3  a file could not be found, read or written
+"""
+
+_INPUT_RE = re.compile(r"^(?:(\d+)x)?(\d+)x(\d+)x(\d+)$")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2, without a traceback."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ZooError(Problem(f"{message} (see `{self.prog} --help`)", file=self.prog, kind="usage"), ExitCode.USAGE_ERROR)
+
+
+def parse_input(text: str) -> tuple[int, int, int, int]:
+    """``8x3x1024x1024`` or ``3x224x224`` -> ``(N, C, H, W)`` (batch 1 when left out)."""
+    match = _INPUT_RE.match(text.strip().lower())
+    if not match or any(int(g) == 0 for g in match.groups() if g is not None):
+        raise ZooError(
+            Problem(f"--input must look like [N]xCxHxW with positive sizes (e.g. 3x224x224), got {text!r}", "zoo", kind="usage"),
+            ExitCode.USAGE_ERROR,
+        )
+    n, c, h, w = match.groups()
+    return int(n or 1), int(c), int(h), int(w)
+
+
+def _parser() -> _Parser:
+    parser = _Parser(
+        prog="zoo",
+        description="Define, inspect and compare convolutional architectures from YAML specs.",
+        epilog=EXIT_CODES
+        + "\nSPEC is a path to a YAML file or the name of a shipped spec (see `zoo list`).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    build = sub.add_parser(
+        "build",
+        help="compile a spec; --trace prints per-layer shapes, parameters and multiply-adds",
+        description="Compile SPEC into an nn.Module. Without --output or --device the model is built on "
+        "the meta device: shapes and counts only, no memory for weights.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    build.add_argument("spec", metavar="SPEC", help="YAML path or shipped spec name")
+    build.add_argument("--trace", action="store_true", help="print one row per layer (output shape, params, MACs)")
+    build.add_argument("--depth", type=int, metavar="N", help="trace rows at most N levels deep (1: blocks only)")
+    build.add_argument("--tree", action="store_true", help="render the trace as a tree instead of a table")
+    build.add_argument("--input", metavar="[N]xCxHxW", help="input shape (default: the spec's input, batch 1)")
+    build.add_argument("--json", action="store_true", help="write the trace as JSON to stdout")
+    build.add_argument("--output", metavar="FILE.pt", help="save the initialized weights and the spec (torch.save)")
+    build.add_argument("--device", metavar="DEVICE", help="materialize the model on this device (cpu, cuda, ...)")
+
+    validate = sub.add_parser(
+        "validate",
+        help="check specs (YAML, fields, shapes) and report every problem",
+        description="Validate each SPEC and compile it on the meta device; report all problems found.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    validate.add_argument("specs", metavar="SPEC", nargs="+", help="YAML paths or shipped spec names")
+    validate.add_argument("--json", action="store_true", help="write results and problems as JSON to stdout")
+
+    listing = sub.add_parser(
+        "list",
+        help="list the shipped specs with their parameters and multiply-adds",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    listing.add_argument("--json", action="store_true", help="write the list as JSON to stdout")
+    return parser
+
+
+# --------------------------------------------------------------------------- commands
+def _cmd_build(args: argparse.Namespace, err: Console) -> int:
+    from zoo.compiler import compile_spec
+    from zoo.render import human, shape_text, trace_table, trace_tree
+    from zoo.spec import load_spec
+    from zoo.trace import trace
+
+    if args.depth is not None and args.depth < 1:
+        raise ZooError(Problem("--depth must be at least 1", "zoo", kind="usage"), ExitCode.USAGE_ERROR)
+    dims = parse_input(args.input) if args.input else None
+    spec = load_spec(args.spec)
+    result = trace(spec, dims, depth=args.depth)  # validates shapes; costs nothing at any input size
+    if args.output or args.device:
+        device = args.device or "cpu"
+        try:
+            compiled = compile_spec(spec, result.input[1:], device=device)
+        except (RuntimeError, AssertionError) as exc:  # e.g. CUDA asked for on a machine without it
+            raise ZooError(Problem(f"cannot build on device {device!r}: {exc}", "zoo", kind="device"), ExitCode.USAGE_ERROR) from None
+        if args.output:
+            _save(compiled.model, spec, Path(args.output))
+            err.print(f"saved {args.output}")
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    elif args.trace:
+        err.print(trace_tree(result) if args.tree else trace_table(result))
+    else:
+        err.print(
+            f"[bold]{result.name}[/]: {result.params:,} parameters, {human(result.macs)} MACs, "
+            f"{shape_text(result.input)} -> {shape_text(result.output)}"
+        )
+    return ExitCode.OK
+
+
+def _save(model: Any, spec: Any, path: Path) -> None:
+    """Write a checkpoint atomically: a temp file in the same folder, then a rename."""
+    import torch
+
+    checkpoint = {"format": "zoo/1", "spec": spec.model_dump(mode="json"), "state_dict": model.state_dict()}
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise ZooError(Problem(f"cannot write {path}: {exc.strerror}", str(path), kind="io"), ExitCode.IO_ERROR) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(checkpoint, handle)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ZooError(Problem(f"cannot write {path}: {exc.strerror}", str(path), kind="io"), ExitCode.IO_ERROR) from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cmd_validate(args: argparse.Namespace, err: Console) -> int:
+    from zoo.spec import load_spec
+    from zoo.trace import trace
+
+    results = []
+    status = ExitCode.OK
+    for name in args.specs:
+        try:
+            spec = load_spec(name)
+            result = trace(spec, depth=0)
+            results.append({"spec": name, "ok": True, "params": result.params, "macs": result.macs, "problems": []})
+            if not args.json:
+                err.print(f"[green]ok[/] {name}: {result.params:,} parameters")
+        except ZooError as exc:
+            status = max(status, exc.exit_code)
+            results.append({"spec": name, "ok": False, "problems": [p.to_dict() for p in exc.problems]})
+            if not args.json:
+                _report(exc, err)
+    if args.json:
+        print(json.dumps(results))
+    return status
+
+
+def _cmd_list(args: argparse.Namespace, err: Console) -> int:
+    from zoo.render import human
+    from zoo.spec import load_spec, shipped_spec_names
+    from zoo.trace import trace
+
+    rows = []
+    for name in shipped_spec_names():
+        spec = load_spec(name)
+        result = trace(spec, depth=0)
+        rows.append(
+            {
+                "name": name,
+                "input": list(result.input[1:]),
+                "params": result.params,
+                "macs": result.macs,
+                "description": spec.description,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows))
+        return ExitCode.OK
+    table = Table(title="Shipped specs", header_style="bold")
+    table.add_column("Spec")
+    table.add_column("Input")
+    table.add_column("Params", justify="right")
+    table.add_column("MACs", justify="right")
+    table.add_column("Description", overflow="fold")
+    for row in rows:
+        table.add_row(
+            row["name"], "x".join(map(str, row["input"])), f"{row['params']:,}", human(row["macs"]), row["description"]
+        )
+    err.print(table)
+    return ExitCode.OK
+
+
+_COMMANDS = {"build": _cmd_build, "validate": _cmd_validate, "list": _cmd_list}
+
+
+def _report(exc: ZooError, err: Console) -> None:
+    for problem in exc.problems:
+        line = problem.format()
+        if problem.kind not in ("error", "usage", "io", "not_found"):
+            line += f" [{problem.kind}]"
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _stderr_console() -> Console:
+    # Piped or captured output (make demo, CI logs) gets a wide console instead of rich's 80-column
+    # fallback, so dotted layer paths are never cut.
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        console = Console(stderr=True, width=160)
+    return console
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``zoo`` console script; returns the exit code."""
+    err = _stderr_console()
+    try:
+        args = _parser().parse_args(argv)
+        return int(_COMMANDS[args.command](args, err))
+    except ZooError as exc:
+        if "--json" in (argv if argv is not None else sys.argv):
+            print(json.dumps({"problems": [p.to_dict() for p in exc.problems]}))
+        _report(exc, err)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

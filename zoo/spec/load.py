@@ -1,0 +1,142 @@
+"""Find a spec (path or shipped name), read it, validate it, and locate every problem in it."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import BaseModel, ValidationError
+
+from zoo.errors import ExitCode, Problem, ZooError
+from zoo.spec.schema import LAYER_TYPES, ModelSpec
+from zoo.spec.yaml_loader import Located, load_yaml
+
+MODEL_BY_TYPE: dict[str, type[BaseModel]] = {
+    get_args(model.model_fields["type"].annotation)[0]: model for model in LAYER_TYPES
+}
+
+
+def shipped_specs_dir() -> Path:
+    """The folder of the specs that ship with zoo: inside the installed package, or the repo's specs/."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "specs"
+    return installed if installed.is_dir() else package.parent / "specs"
+
+
+def shipped_spec_names() -> list[str]:
+    """Names of the shipped specs, sorted."""
+    return sorted(p.stem for p in shipped_specs_dir().glob("*.yaml"))
+
+
+def find_spec(path_or_name: str | Path) -> Path:
+    """Resolve a spec argument: an existing file, else the name of a shipped spec."""
+    candidate = Path(path_or_name)
+    if candidate.is_file():
+        return candidate
+    text = str(path_or_name)
+    looks_like_path = candidate.suffix in (".yaml", ".yml") or "/" in text or "\\" in text
+    if not looks_like_path:
+        shipped = shipped_specs_dir() / f"{text}.yaml"
+        if shipped.is_file():
+            return shipped
+    names = shipped_spec_names()
+    hint = difflib.get_close_matches(candidate.stem, names, n=1)
+    if looks_like_path:
+        message = f"no such file: {text}"
+    else:
+        message = f"no such file or shipped spec: {text!r}"
+    message += f"; did you mean {hint[0]!r}?" if hint else "; run `zoo list` for the shipped specs"
+    raise ZooError(Problem(message, kind="not_found"), ExitCode.IO_ERROR)
+
+
+def read_spec_file(path: Path) -> Located:
+    """Read and parse a spec file into located plain data."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ZooError(Problem(f"cannot read file: {exc}", str(path), kind="io"), ExitCode.IO_ERROR) from None
+    return load_yaml(text, str(path))
+
+
+def validate(located: Located) -> ModelSpec:
+    """Validate located data against :class:`ModelSpec`; every problem is reported with its position."""
+    if not isinstance(located.data, dict):
+        got = "an empty file" if located.data is None else type(located.data).__name__
+        raise ZooError(located.problem((), f"a spec must be a mapping (name, input, stem, stages, head), got {got}", "type"))
+    try:
+        spec = ModelSpec.model_validate(located.data)
+    except ValidationError as exc:
+        raise ZooError(_problems(exc, located)) from None
+    spec._located = located
+    return spec
+
+
+def load_spec(path_or_name: str | Path) -> ModelSpec:
+    """Load a spec by path or shipped name and validate it. Raises :class:`ZooError` on bad input."""
+    path = find_spec(path_or_name)
+    return validate(read_spec_file(path))
+
+
+# --------------------------------------------------------------------------- pydantic -> Problem
+def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[tuple[str | int, ...], Any, Any]:
+    """Drop pydantic's union-member components from ``loc``; return (path, parent data, data at path)."""
+    path: list[str | int] = []
+    parent, current = None, data
+    for item in loc:
+        if isinstance(current, dict) and item in current:
+            parent, current = current, current[item]
+            path.append(item)
+        elif isinstance(current, list) and isinstance(item, int) and 0 <= item < len(current):
+            parent, current = current, current[item]
+            path.append(item)
+        elif isinstance(item, str) and (item in MODEL_BY_TYPE or "[" in item or item == "list"):
+            continue  # a tag pydantic adds for the union member it tried
+        else:
+            parent, current = current, None
+            path.append(item)
+    return tuple(path), parent, current
+
+
+def _model_at(parent: Any) -> type[BaseModel] | None:
+    if isinstance(parent, dict):
+        kind = parent.get("type")
+        if isinstance(kind, str) and kind in MODEL_BY_TYPE:
+            return MODEL_BY_TYPE[kind]
+        if "type" not in parent:
+            return ModelSpec
+    return None
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(options)}"
+
+
+def _problems(exc: ValidationError, located: Located) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for error in exc.errors(include_url=False):
+        path, parent, _ = _strip_tags(error["loc"], located.data)
+        kind, message, at_key = error["type"], error["msg"], False
+        if kind == "extra_forbidden":
+            model = _model_at(parent)
+            fields = sorted(model.model_fields) if model else []
+            message = f"unknown field; {_suggest(str(path[-1]), fields)}" if fields else "unknown field"
+            at_key = True
+        elif kind == "missing":
+            message = f"missing required field '{path[-1]}'"
+        elif kind == "union_tag_invalid":
+            tag = error["ctx"]["tag"]
+            message = f"unknown type {tag!r}; {_suggest(tag, sorted(MODEL_BY_TYPE))}"
+            path = (*path, "type")
+        elif kind == "union_tag_not_found":
+            message = f"missing 'type'; one of: {', '.join(sorted(MODEL_BY_TYPE))}"
+        elif kind == "value_error":
+            message = message.removeprefix("Value error, ")
+        problem = located.problem(path, message, kind, at_key=at_key)
+        key = problem.format()
+        if key not in seen:  # a union reports the same mistake once per member it tried
+            seen.add(key)
+            problems.append(problem)
+    return problems

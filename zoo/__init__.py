@@ -11,5 +11,15 @@ from zoo.errors import ExitCode, Problem, ZooError
 from zoo.spec import ModelSpec, load_spec
 from zoo.trace import Row, Trace, trace
 
-__all__ = ["ExitCode", "ModelSpec", "Problem", "Row", "Trace", "ZooError", "build", "load_spec", "trace"]
+__all__ = [
+    "ExitCode",
+    "ModelSpec",
+    "Problem",
+    "Row",
+    "Trace",
+    "ZooError",
+    "build",
+    "load_spec",
+    "trace",
+]
 __version__ = "0.1.0"

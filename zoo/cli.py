@@ -35,7 +35,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line and exit code 2, without a traceback."""
 
     def error(self, message: str) -> NoReturn:
-        raise ZooError(Problem(f"{message} (see `{self.prog} --help`)", file=self.prog, kind="usage"), ExitCode.USAGE_ERROR)
+        raise ZooError(
+            Problem(f"{message} (see `{self.prog} --help`)", file=self.prog, kind="usage"),
+            ExitCode.USAGE_ERROR,
+        )
 
 
 def parse_input(text: str) -> tuple[int, int, int, int]:
@@ -43,7 +46,11 @@ def parse_input(text: str) -> tuple[int, int, int, int]:
     match = _INPUT_RE.match(text.strip().lower())
     if not match or any(int(g) == 0 for g in match.groups() if g is not None):
         raise ZooError(
-            Problem(f"--input must look like [N]xCxHxW with positive sizes (e.g. 3x224x224), got {text!r}", "zoo", kind="usage"),
+            Problem(
+                f"--input must look like [N]xCxHxW with positive sizes (e.g. 3x224x224), got {text!r}",
+                "zoo",
+                kind="usage",
+            ),
             ExitCode.USAGE_ERROR,
         )
     n, c, h, w = match.groups()
@@ -70,13 +77,25 @@ def _parser() -> _Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     build.add_argument("spec", metavar="SPEC", help="YAML path or shipped spec name")
-    build.add_argument("--trace", action="store_true", help="print one row per layer (output shape, params, MACs)")
-    build.add_argument("--depth", type=int, metavar="N", help="trace rows at most N levels deep (1: blocks only)")
-    build.add_argument("--tree", action="store_true", help="render the trace as a tree instead of a table")
-    build.add_argument("--input", metavar="[N]xCxHxW", help="input shape (default: the spec's input, batch 1)")
+    build.add_argument(
+        "--trace", action="store_true", help="print one row per layer (output shape, params, MACs)"
+    )
+    build.add_argument(
+        "--depth", type=int, metavar="N", help="trace rows at most N levels deep (1: blocks only)"
+    )
+    build.add_argument(
+        "--tree", action="store_true", help="render the trace as a tree instead of a table"
+    )
+    build.add_argument(
+        "--input", metavar="[N]xCxHxW", help="input shape (default: the spec's input, batch 1)"
+    )
     build.add_argument("--json", action="store_true", help="write the trace as JSON to stdout")
-    build.add_argument("--output", metavar="FILE.pt", help="save the initialized weights and the spec (torch.save)")
-    build.add_argument("--device", metavar="DEVICE", help="materialize the model on this device (cpu, cuda, ...)")
+    build.add_argument(
+        "--output", metavar="FILE.pt", help="save the initialized weights and the spec (torch.save)"
+    )
+    build.add_argument(
+        "--device", metavar="DEVICE", help="materialize the model on this device (cpu, cuda, ...)"
+    )
 
     validate = sub.add_parser(
         "validate",
@@ -85,8 +104,12 @@ def _parser() -> _Parser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    validate.add_argument("specs", metavar="SPEC", nargs="+", help="YAML paths or shipped spec names")
-    validate.add_argument("--json", action="store_true", help="write results and problems as JSON to stdout")
+    validate.add_argument(
+        "specs", metavar="SPEC", nargs="+", help="YAML paths or shipped spec names"
+    )
+    validate.add_argument(
+        "--json", action="store_true", help="write results and problems as JSON to stdout"
+    )
 
     listing = sub.add_parser(
         "list",
@@ -106,16 +129,23 @@ def _cmd_build(args: argparse.Namespace, err: Console) -> int:
     from zoo.trace import trace
 
     if args.depth is not None and args.depth < 1:
-        raise ZooError(Problem("--depth must be at least 1", "zoo", kind="usage"), ExitCode.USAGE_ERROR)
+        raise ZooError(
+            Problem("--depth must be at least 1", "zoo", kind="usage"), ExitCode.USAGE_ERROR
+        )
     dims = parse_input(args.input) if args.input else None
     spec = load_spec(args.spec)
-    result = trace(spec, dims, depth=args.depth)  # validates shapes; costs nothing at any input size
+    result = trace(
+        spec, dims, depth=args.depth
+    )  # validates shapes; costs nothing at any input size
     if args.output or args.device:
         device = args.device or "cpu"
         try:
             compiled = compile_spec(spec, result.input[1:], device=device)
         except (RuntimeError, AssertionError) as exc:  # e.g. CUDA asked for on a machine without it
-            raise ZooError(Problem(f"cannot build on device {device!r}: {exc}", "zoo", kind="device"), ExitCode.USAGE_ERROR) from None
+            raise ZooError(
+                Problem(f"cannot build on device {device!r}: {exc}", "zoo", kind="device"),
+                ExitCode.USAGE_ERROR,
+            ) from None
         if args.output:
             _save(compiled.model, spec, Path(args.output))
             err.print(f"saved {args.output}")
@@ -135,19 +165,27 @@ def _save(model: Any, spec: Any, path: Path) -> None:
     """Write a checkpoint atomically: a temp file in the same folder, then a rename."""
     import torch
 
-    checkpoint = {"format": "zoo/1", "spec": spec.model_dump(mode="json"), "state_dict": model.state_dict()}
+    checkpoint = {
+        "format": "zoo/1",
+        "spec": spec.model_dump(mode="json"),
+        "state_dict": model.state_dict(),
+    }
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise ZooError(Problem(f"cannot write {path}: {exc.strerror}", str(path), kind="io"), ExitCode.IO_ERROR) from None
+        raise ZooError(
+            Problem(f"cannot write {path}: {exc.strerror}", str(path), kind="io"), ExitCode.IO_ERROR
+        ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(checkpoint, handle)
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise ZooError(Problem(f"cannot write {path}: {exc.strerror}", str(path), kind="io"), ExitCode.IO_ERROR) from None
+        raise ZooError(
+            Problem(f"cannot write {path}: {exc.strerror}", str(path), kind="io"), ExitCode.IO_ERROR
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -163,12 +201,22 @@ def _cmd_validate(args: argparse.Namespace, err: Console) -> int:
         try:
             spec = load_spec(name)
             result = trace(spec, depth=0)
-            results.append({"spec": name, "ok": True, "params": result.params, "macs": result.macs, "problems": []})
+            results.append(
+                {
+                    "spec": name,
+                    "ok": True,
+                    "params": result.params,
+                    "macs": result.macs,
+                    "problems": [],
+                }
+            )
             if not args.json:
                 err.print(f"[green]ok[/] {name}: {result.params:,} parameters")
         except ZooError as exc:
             status = max(status, exc.exit_code)
-            results.append({"spec": name, "ok": False, "problems": [p.to_dict() for p in exc.problems]})
+            results.append(
+                {"spec": name, "ok": False, "problems": [p.to_dict() for p in exc.problems]}
+            )
             if not args.json:
                 _report(exc, err)
     if args.json:
@@ -205,7 +253,11 @@ def _cmd_list(args: argparse.Namespace, err: Console) -> int:
     table.add_column("Description", overflow="fold")
     for row in rows:
         table.add_row(
-            row["name"], "x".join(map(str, row["input"])), f"{row['params']:,}", human(row["macs"]), row["description"]
+            row["name"],
+            "x".join(map(str, row["input"])),
+            f"{row['params']:,}",
+            human(row["macs"]),
+            row["description"],
         )
     err.print(table)
     return ExitCode.OK

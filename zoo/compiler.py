@@ -10,8 +10,8 @@ lookup in ``globals()``.
 from __future__ import annotations
 
 import contextlib
-import os
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -92,9 +92,18 @@ def _own_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters(recurse=False))
 
 
-def _record(name: str, type_: str, module: nn.Module, out: Shape, macs: int = 0, children: Sequence[LayerRecord] = ()) -> LayerRecord:
+def _record(
+    name: str,
+    type_: str,
+    module: nn.Module,
+    out: Shape,
+    macs: int = 0,
+    children: Sequence[LayerRecord] = (),
+) -> LayerRecord:
     params = _own_params(module) + sum(c.params for c in children)
-    return LayerRecord(name, type_, out, params, macs + sum(c.macs for c in children), list(children))
+    return LayerRecord(
+        name, type_, out, params, macs + sum(c.macs for c in children), list(children)
+    )
 
 
 def _spatial(shape: Shape, ctx: _Context, path: Path, what: str) -> tuple[int, int, int]:
@@ -117,7 +126,9 @@ def _check_positive(out: Shape, in_shape: Shape, ctx: _Context, path: Path, what
     return out
 
 
-def _conv_padding(padding: Any, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+def _conv_padding(
+    padding: Any, kernel: tuple[int, int], dilation: tuple[int, int]
+) -> tuple[int, int]:
     if padding == "same":
         return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation, strict=True))  # type: ignore[return-value]
     return pair(padding)
@@ -146,12 +157,26 @@ def _make_conv(
             "channels",
         )
     if padding == "same" and st != (1, 1):
-        raise ctx.error(path, "padding 'same' needs stride 1 (PyTorch's rule); give the padding as a number", "value")
+        raise ctx.error(
+            path,
+            "padding 'same' needs stride 1 (PyTorch's rule); give the padding as a number",
+            "value",
+        )
     pad = _conv_padding(padding, k, d)
-    out_shape = (out, conv_out(h, k[0], st[0], pad[0], d[0]), conv_out(w, k[1], st[1], pad[1], d[1]))
+    out_shape = (
+        out,
+        conv_out(h, k[0], st[0], pad[0], d[0]),
+        conv_out(w, k[1], st[1], pad[1], d[1]),
+    )
     if padding == "same":
         out_shape = (out, h, w)
-    _check_positive(out_shape, in_shape, ctx, path, f"conv (kernel {k[0]}x{k[1]}, stride {st[0]}, padding {pad[0]})")
+    _check_positive(
+        out_shape,
+        in_shape,
+        ctx,
+        path,
+        f"conv (kernel {k[0]}x{k[1]}, stride {st[0]}, padding {pad[0]})",
+    )
     module = nn.Conv2d(c, out, k, st, padding if padding == "same" else pad, d, groups, bias)
     macs = math.prod(out_shape) * (c // groups) * k[0] * k[1]
     return module, out_shape, macs
@@ -203,7 +228,11 @@ def _conv(spec: s.Conv, shape: Shape, ctx: _Context, path: Path) -> Built:
 @layer_builder(s.ConvBnAct)
 def _conv_bn_act(spec: s.ConvBnAct, shape: Shape, ctx: _Context, path: Path) -> Built:
     k, d = pair(spec.kernel), pair(spec.dilation)
-    padding = spec.padding if spec.padding is not None else tuple((kk - 1) // 2 * dd for kk, dd in zip(k, d, strict=True))
+    padding = (
+        spec.padding
+        if spec.padding is not None
+        else tuple((kk - 1) // 2 * dd for kk, dd in zip(k, d, strict=True))
+    )
     conv, out, macs = _make_conv(
         shape,
         ctx,
@@ -257,7 +286,11 @@ def _pool(spec: s.MaxPool | s.AvgPool, shape: Shape, ctx: _Context, path: Path) 
     p = pair(spec.padding)
     d = pair(spec.dilation) if isinstance(spec, s.MaxPool) else (1, 1)
     if any(pp > kk // 2 for pp, kk in zip(p, k, strict=True)):
-        raise ctx.error(path, f"padding {p[0]} is more than half the kernel ({k[0]}); PyTorch refuses this", "value")
+        raise ctx.error(
+            path,
+            f"padding {p[0]} is more than half the kernel ({k[0]}); PyTorch refuses this",
+            "value",
+        )
     out = (
         c,
         pool_out(h, k[0], st[0], p[0], d[0], spec.ceil_mode),
@@ -267,13 +300,17 @@ def _pool(spec: s.MaxPool | s.AvgPool, shape: Shape, ctx: _Context, path: Path) 
     if isinstance(spec, s.MaxPool):
         module: nn.Module = nn.MaxPool2d(k, st, p, d, ceil_mode=spec.ceil_mode)
     else:
-        module = nn.AvgPool2d(k, st, p, ceil_mode=spec.ceil_mode, count_include_pad=spec.count_include_pad)
+        module = nn.AvgPool2d(
+            k, st, p, ceil_mode=spec.ceil_mode, count_include_pad=spec.count_include_pad
+        )
     return module, _record("", spec.type, module, out)
 
 
 @layer_builder(s.AdaptiveAvgPool)
 @layer_builder(s.AdaptiveMaxPool)
-def _adaptive_pool(spec: s.AdaptiveAvgPool | s.AdaptiveMaxPool, shape: Shape, ctx: _Context, path: Path) -> Built:
+def _adaptive_pool(
+    spec: s.AdaptiveAvgPool | s.AdaptiveMaxPool, shape: Shape, ctx: _Context, path: Path
+) -> Built:
     c, _, _ = _spatial(shape, ctx, path, spec.type)
     size = pair(spec.size)
     cls = nn.AdaptiveAvgPool2d if isinstance(spec, s.AdaptiveAvgPool) else nn.AdaptiveMaxPool2d
@@ -319,7 +356,9 @@ def build_node(spec: Any, shape: Shape, ctx: _Context, path: Path) -> Built:
         return _LAYER_BUILDERS[cls](spec, shape, ctx, path)
     if cls in _BLOCK_BUILDERS:
         return _build_repeated(spec, shape, ctx, path)
-    raise ctx.error(path, f"no builder registered for type {getattr(spec, 'type', cls.__name__)!r}", "type")
+    raise ctx.error(
+        path, f"no builder registered for type {getattr(spec, 'type', cls.__name__)!r}", "type"
+    )
 
 
 def _build_repeated(spec: Any, shape: Shape, ctx: _Context, path: Path) -> Built:
@@ -338,7 +377,11 @@ def _build_repeated(spec: Any, shape: Shape, ctx: _Context, path: Path) -> Built
 
 
 def build_list(
-    nodes: Sequence[Any], shape: Shape, ctx: _Context, path: Path, default_name: Callable[[int], str]
+    nodes: Sequence[Any],
+    shape: Shape,
+    ctx: _Context,
+    path: Path,
+    default_name: Callable[[int], str],
 ) -> tuple[list[tuple[str, nn.Module]], list[LayerRecord], Shape]:
     """Build a list of nodes in sequence; unnamed ones get ``default_name(index)``."""
     named: list[tuple[str, nn.Module]] = []
@@ -369,7 +412,9 @@ def _sequential(named: Sequence[tuple[str, nn.Module]]) -> nn.Sequential:
 
 
 @block_builder(s.Sequential)
-def _sequential_block(spec: s.Sequential, shape: Shape, ctx: _Context, path: Path, first: bool) -> Built:
+def _sequential_block(
+    spec: s.Sequential, shape: Shape, ctx: _Context, path: Path, first: bool
+) -> Built:
     named, records, out = build_list(spec.layers, shape, ctx, (*path, "layers"), str)
     module = _sequential(named)
     return module, _record("", "sequential", module, out, children=records)
@@ -379,7 +424,11 @@ def _sequential_block(spec: s.Sequential, shape: Shape, ctx: _Context, path: Pat
 def _stride_index(spec: s.Residual, ctx: _Context, path: Path) -> int | None:
     if isinstance(spec.stride_at, int):
         if spec.stride_at >= len(spec.body):
-            raise ctx.error((*path, "stride_at"), f"body has {len(spec.body)} layers; no index {spec.stride_at}", "value")
+            raise ctx.error(
+                (*path, "stride_at"),
+                f"body has {len(spec.body)} layers; no index {spec.stride_at}",
+                "value",
+            )
         return spec.stride_at
     for i, layer in enumerate(spec.body):
         if spec.stride_at is None and isinstance(layer, s.Conv | s.ConvBnAct):
@@ -391,7 +440,9 @@ def _stride_index(spec: s.Residual, ctx: _Context, path: Path) -> int | None:
     return None
 
 
-def _projection(spec: s.Shortcut, shape: Shape, out: Shape, stride: tuple[int, int], ctx: _Context, path: Path) -> Built:
+def _projection(
+    spec: s.Shortcut, shape: Shape, out: Shape, stride: tuple[int, int], ctx: _Context, path: Path
+) -> Built:
     """The shortcut projection from ``shape`` to ``out`` (1x1 conv, optional BN / avg-pool)."""
     conv_stride = (1, 1) if spec.kind == "avgpool_conv_bn" else stride
     named: list[tuple[str, nn.Module]] = []
@@ -400,11 +451,17 @@ def _projection(spec: s.Shortcut, shape: Shape, out: Shape, stride: tuple[int, i
     if spec.kind == "avgpool_conv_bn" and stride != (1, 1):
         c, h, w = _spatial(shape, ctx, path, "avgpool shortcut")
         pool = nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)
-        pooled = (c, pool_out(h, stride[0], stride[0], 0, 1, True), pool_out(w, stride[1], stride[1], 0, 1, True))
+        pooled = (
+            c,
+            pool_out(h, stride[0], stride[0], 0, 1, True),
+            pool_out(w, stride[1], stride[1], 0, 1, True),
+        )
         named.append(("0", pool))
         records.append(_record("0", "avgpool", pool, pooled))
     bias = spec.bias if spec.bias is not None else spec.kind == "conv"
-    conv, conv_shape, macs = _make_conv(pooled, ctx, path, out=out[0], kernel=1, stride=conv_stride, bias=bias)
+    conv, conv_shape, macs = _make_conv(
+        pooled, ctx, path, out=out[0], kernel=1, stride=conv_stride, bias=bias
+    )
     if conv_shape != out:
         raise ctx.error(
             path,
@@ -423,27 +480,49 @@ def _projection(spec: s.Shortcut, shape: Shape, out: Shape, stride: tuple[int, i
 
 
 @block_builder(s.Residual)
-def _residual(spec: s.Residual, shape: Shape, ctx: _Context, path: Path, first: bool, type_: str = "residual") -> Built:
+def _residual(
+    spec: s.Residual, shape: Shape, ctx: _Context, path: Path, first: bool, type_: str = "residual"
+) -> Built:
     stride = pair(spec.stride) if first else (1, 1)
     body = list(spec.body)
     at = _stride_index(spec, ctx, path)
     if stride != (1, 1):
         if at is None:
-            raise ctx.error((*path, "stride"), "block has a stride but its body has no conv to take it; set stride_at", "value")
+            raise ctx.error(
+                (*path, "stride"),
+                "block has a stride but its body has no conv to take it; set stride_at",
+                "value",
+            )
         body[at] = body[at].model_copy(update={"stride": stride})
-    pre, pre_records, pre_out = build_list(spec.pre, shape, ctx, (*path, "pre"), lambda i: f"pre_{i}")
-    body_named, body_records, body_out = build_list(body, pre_out, ctx, (*path, "body"), lambda i: f"body_{i}")
+    pre, pre_records, pre_out = build_list(
+        spec.pre, shape, ctx, (*path, "pre"), lambda i: f"pre_{i}"
+    )
+    body_named, body_records, body_out = build_list(
+        body, pre_out, ctx, (*path, "body"), lambda i: f"body_{i}"
+    )
     shortcut_in = pre_out if spec.shortcut_from == "pre" else shape
     shortcut: Built | None = None
     if shortcut_in != body_out:
-        shortcut = _projection(spec.shortcut, shortcut_in, body_out, stride, ctx, (*path, "shortcut"))
-    post, post_records, out = build_list(spec.post, body_out, ctx, (*path, "post"), lambda i: f"post_{i}")
+        shortcut = _projection(
+            spec.shortcut, shortcut_in, body_out, stride, ctx, (*path, "shortcut")
+        )
+    post, post_records, out = build_list(
+        spec.post, body_out, ctx, (*path, "post"), lambda i: f"post_{i}"
+    )
     names = [name for name, _ in (*pre, *body_named, *post)]
     if shortcut is not None and shortcut[1].name in names:
-        raise ctx.error((*path, "shortcut", "name"), f"shortcut name {shortcut[1].name!r} is also a layer name in this block", "name")
+        raise ctx.error(
+            (*path, "shortcut", "name"),
+            f"shortcut name {shortcut[1].name!r} is also a layer name in this block",
+            "name",
+        )
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
-        raise ctx.error(path, f"module name {dup!r} is used twice in this block (pre/body/post share one namespace)", "name")
+        raise ctx.error(
+            path,
+            f"module name {dup!r} is used twice in this block (pre/body/post share one namespace)",
+            "name",
+        )
     module = Residual(
         body_named,
         (shortcut[1].name, shortcut[0]) if shortcut else None,
@@ -464,7 +543,15 @@ def _relu(name: str) -> s.ReLU:
 
 
 def _conv_spec(name: str, out: int, kernel: int, groups: int = 1) -> s.Conv:
-    return s.Conv(type="conv", name=name, out=out, kernel=kernel, padding=kernel // 2, groups=groups, bias=False)
+    return s.Conv(
+        type="conv",
+        name=name,
+        out=out,
+        kernel=kernel,
+        padding=kernel // 2,
+        groups=groups,
+        bias=False,
+    )
 
 
 def _as_residual(spec: Any, **fields: Any) -> s.Residual:
@@ -513,7 +600,9 @@ def _bottleneck(spec: s.Bottleneck, shape: Shape, ctx: _Context, path: Path, fir
 
 
 @block_builder(s.PreActBasic)
-def _preact_basic(spec: s.PreActBasic, shape: Shape, ctx: _Context, path: Path, first: bool) -> Built:
+def _preact_basic(
+    spec: s.PreActBasic, shape: Shape, ctx: _Context, path: Path, first: bool
+) -> Built:
     residual = _as_residual(
         spec,
         pre=[_bn_spec("norm1", spec.eps), _relu("act1")],
@@ -529,7 +618,9 @@ def _preact_basic(spec: s.PreActBasic, shape: Shape, ctx: _Context, path: Path, 
 
 
 @block_builder(s.PreActBottleneck)
-def _preact_bottleneck(spec: s.PreActBottleneck, shape: Shape, ctx: _Context, path: Path, first: bool) -> Built:
+def _preact_bottleneck(
+    spec: s.PreActBottleneck, shape: Shape, ctx: _Context, path: Path, first: bool
+) -> Built:
     width = _width(spec)
     residual = _as_residual(
         spec,
@@ -551,7 +642,9 @@ def _preact_bottleneck(spec: s.PreActBottleneck, shape: Shape, ctx: _Context, pa
 
 # --------------------------------------------------------------------------- concat family
 @block_builder(s.Concat)
-def _concat(spec: s.Concat, shape: Shape, ctx: _Context, path: Path, first: bool, type_: str = "concat") -> Built:
+def _concat(
+    spec: s.Concat, shape: Shape, ctx: _Context, path: Path, first: bool, type_: str = "concat"
+) -> Built:
     named: list[tuple[str, nn.Module]] = []
     records: list[LayerRecord] = []
     for i, branch in enumerate(spec.branches):
@@ -565,7 +658,9 @@ def _concat(spec: s.Concat, shape: Shape, ctx: _Context, path: Path, first: bool
             module, record = build_node(branch, shape, ctx, bpath)
             record.name = branch.name or default
         if len(record.out) != 3:
-            raise ctx.error(bpath, f"branch {record.name} must give a CxHxW feature map, not {fmt(record.out)}")
+            raise ctx.error(
+                bpath, f"branch {record.name} must give a CxHxW feature map, not {fmt(record.out)}"
+            )
         if records and record.out[1:] != records[0].out[1:]:
             raise ctx.error(
                 bpath,
@@ -643,7 +738,9 @@ def compile_spec(
         model.to(dtype)
     if model_is_materialized(model):
         initialize(model, spec)
-    return Compiled(model, _record(spec.name, "model", model, shape, children=records), tuple(input_shape))
+    return Compiled(
+        model, _record(spec.name, "model", model, shape, children=records), tuple(input_shape)
+    )
 
 
 def model_is_materialized(model: nn.Module) -> bool:
@@ -666,7 +763,9 @@ def initialize(model: nn.Module, spec: s.ModelSpec) -> None:
         # (Goyal et al., "Accurate, Large Minibatch SGD", 2017); torchvision's zero_init_residual.
         for m in model.modules():
             if isinstance(m, Residual):
-                norms = [m._modules[n] for n in m._body if isinstance(m._modules[n], nn.BatchNorm2d)]
+                norms = [
+                    m._modules[n] for n in m._body if isinstance(m._modules[n], nn.BatchNorm2d)
+                ]
                 if norms:
                     nn.init.zeros_(norms[-1].weight)
 

@@ -38,7 +38,7 @@ class Problem:
 
     def format(self) -> str:
         """Render as ``file:line:col: path: message``, leaving out the parts that are unknown."""
-        where = self.file or "<spec>"
+        where = self.file or "zoo"
         if self.line is not None:
             where += f":{self.line}"
             if self.column is not None:
@@ -52,7 +52,9 @@ class Problem:
 class ZooError(Exception):
     """Bad input: carries every :class:`Problem` found and the exit code that fits them."""
 
-    def __init__(self, problems: list[Problem] | Problem, exit_code: ExitCode = ExitCode.SPEC_ERROR):
+    def __init__(
+        self, problems: list[Problem] | Problem, exit_code: ExitCode = ExitCode.SPEC_ERROR
+    ):
         self.problems = [problems] if isinstance(problems, Problem) else list(problems)
         self.exit_code = exit_code
         super().__init__("\n".join(p.format() for p in self.problems))

@@ -22,7 +22,12 @@ def shape_text(shape: tuple[int, ...]) -> str:
 
 
 def _cells(row: Row) -> tuple[str, str, str, str]:
-    return row.type, shape_text(row.output), f"{row.params:,}" if row.params else "-", human(row.macs) if row.macs else "-"
+    return (
+        row.type,
+        shape_text(row.output),
+        f"{row.params:,}" if row.params else "-",
+        human(row.macs) if row.macs else "-",
+    )
 
 
 def trace_table(result: Trace) -> Table:

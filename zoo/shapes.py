@@ -24,7 +24,9 @@ def conv_out(size: int, kernel: int, stride: int, padding: int, dilation: int = 
     return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def pool_out(size: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil_mode: bool = False) -> int:
+def pool_out(
+    size: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil_mode: bool = False
+) -> int:
     """Output length of ``MaxPool2d``/``AvgPool2d`` along one axis, ``ceil_mode`` included.
 
     With ``ceil_mode`` PyTorch drops a last window that would start inside the right padding.

@@ -68,7 +68,11 @@ def parse_input_shape(shape: Any) -> tuple[int, ...]:
     if len(dims) == 3:
         dims = (1, *dims)
     if len(dims) != 4 or min(dims) < 1:
-        raise ZooError(Problem(f"input shape must be [N]xCxHxW with positive sizes, got {shape!r}", kind="input"))
+        raise ZooError(
+            Problem(
+                f"input shape must be [N]xCxHxW with positive sizes, got {shape!r}", kind="input"
+            )
+        )
     return dims
 
 
@@ -152,13 +156,20 @@ def _trace_module(model: nn.Module, input_shape: Any) -> Trace:
         for handle in handles:
             handle.remove()
     root_key = type(model).__name__
-    flops = {key.removeprefix(root_key + "."): sum(v.values()) for key, v in counter.get_flop_counts().items()}
+    flops = {
+        key.removeprefix(root_key + "."): sum(v.values())
+        for key, v in counter.get_flop_counts().items()
+    }
     rows = []
     for name, module in model.named_modules():
         if name and name in outputs:
             params = sum(p.numel() for p in module.parameters())
-            rows.append(Row(name, type(module).__name__, outputs[name], params, flops.get(name, 0) // 2))
+            rows.append(
+                Row(name, type(module).__name__, outputs[name], params, flops.get(name, 0) // 2)
+            )
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     output = tuple(out.shape) if isinstance(out, torch.Tensor) else ()
-    return Trace(type(model).__name__, dims, output, rows, params, trainable, counter.get_total_flops() // 2)
+    return Trace(
+        type(model).__name__, dims, output, rows, params, trainable, counter.get_total_flops() // 2
+    )

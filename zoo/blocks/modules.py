@@ -73,7 +73,9 @@ class ZooNet(nn.Sequential):
     ``spec_name`` and ``input_shape`` (C, H, W) record what it was compiled for.
     """
 
-    def __init__(self, named: Sequence[tuple[str, nn.Module]], spec_name: str, input_shape: tuple[int, ...]):
+    def __init__(
+        self, named: Sequence[tuple[str, nn.Module]], spec_name: str, input_shape: tuple[int, ...]
+    ):
         super().__init__()
         _register(self, named)
         self.spec_name = spec_name

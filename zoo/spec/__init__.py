@@ -3,4 +3,11 @@
 from zoo.spec.load import find_spec, load_spec, shipped_spec_names, shipped_specs_dir, validate
 from zoo.spec.schema import ModelSpec
 
-__all__ = ["ModelSpec", "find_spec", "load_spec", "shipped_spec_names", "shipped_specs_dir", "validate"]
+__all__ = [
+    "ModelSpec",
+    "find_spec",
+    "load_spec",
+    "shipped_spec_names",
+    "shipped_specs_dir",
+    "validate",
+]

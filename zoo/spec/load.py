@@ -55,7 +55,9 @@ def read_spec_file(path: Path) -> Located:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ZooError(Problem(f"cannot read file: {exc}", str(path), kind="io"), ExitCode.IO_ERROR) from None
+        raise ZooError(
+            Problem(f"cannot read file: {exc}", str(path), kind="io"), ExitCode.IO_ERROR
+        ) from None
     return load_yaml(text, str(path))
 
 
@@ -63,7 +65,11 @@ def validate(located: Located) -> ModelSpec:
     """Validate located data against :class:`ModelSpec`; every problem is reported with its position."""
     if not isinstance(located.data, dict):
         got = "an empty file" if located.data is None else type(located.data).__name__
-        raise ZooError(located.problem((), f"a spec must be a mapping (name, input, stem, stages, head), got {got}", "type"))
+        raise ZooError(
+            located.problem(
+                (), f"a spec must be a mapping (name, input, stem, stages, head), got {got}", "type"
+            )
+        )
     try:
         spec = ModelSpec.model_validate(located.data)
     except ValidationError as exc:
@@ -84,10 +90,9 @@ def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[tuple[str | int, ...],
     path: list[str | int] = []
     parent, current = None, data
     for item in loc:
-        if isinstance(current, dict) and item in current:
-            parent, current = current, current[item]
-            path.append(item)
-        elif isinstance(current, list) and isinstance(item, int) and 0 <= item < len(current):
+        if (isinstance(current, dict) and item in current) or (
+            isinstance(current, list) and isinstance(item, int) and 0 <= item < len(current)
+        ):
             parent, current = current, current[item]
             path.append(item)
         elif isinstance(item, str) and (item in MODEL_BY_TYPE or "[" in item or item == "list"):
@@ -122,7 +127,9 @@ def _problems(exc: ValidationError, located: Located) -> list[Problem]:
         if kind == "extra_forbidden":
             model = _model_at(parent)
             fields = sorted(model.model_fields) if model else []
-            message = f"unknown field; {_suggest(str(path[-1]), fields)}" if fields else "unknown field"
+            message = (
+                f"unknown field; {_suggest(str(path[-1]), fields)}" if fields else "unknown field"
+            )
             at_key = True
         elif kind == "missing":
             message = f"missing required field '{path[-1]}'"

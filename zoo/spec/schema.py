@@ -18,9 +18,12 @@ from pydantic import (
     NonNegativeInt,
     PositiveInt,
     PrivateAttr,
+    StrictBool,
     model_validator,
 )
 
+# YAML gives real booleans for true/false; strict, so a stray string ("on", "yes") is an error.
+Bool = StrictBool
 IntPair = PositiveInt | tuple[PositiveInt, PositiveInt]
 NonNegPair = NonNegativeInt | tuple[NonNegativeInt, NonNegativeInt]
 ModuleName = Annotated[
@@ -55,8 +58,10 @@ class Conv(_Named):
         0, description="Zero padding: an int, [height, width], or 'same' (stride 1 only)."
     )
     dilation: IntPair = Field(1, description="Dilation of the kernel.")
-    groups: PositiveInt = Field(1, description="Groups; input and output channels must divide by it.")
-    bias: bool = Field(True, description="Learn an additive bias (PyTorch's default).")
+    groups: PositiveInt = Field(
+        1, description="Groups; input and output channels must divide by it."
+    )
+    bias: Bool = Field(True, description="Learn an additive bias (PyTorch's default).")
 
 
 class ConvBnAct(_Named):
@@ -70,16 +75,17 @@ class ConvBnAct(_Named):
     kernel: IntPair = Field(description="Kernel size: an int or [height, width].")
     stride: IntPair = Field(1, description="Stride: an int or [height, width].")
     padding: NonNegPair | None = Field(
-        None, description="Zero padding; default (kernel - 1) // 2 * dilation keeps the size at stride 1."
+        None,
+        description="Zero padding; default (kernel - 1) // 2 * dilation keeps the size at stride 1.",
     )
     dilation: IntPair = Field(1, description="Dilation of the kernel.")
     groups: PositiveInt = Field(1, description="Groups of the convolution.")
-    bias: bool = Field(False, description="Conv bias; useless before BatchNorm, so off by default.")
+    bias: Bool = Field(False, description="Conv bias; useless before BatchNorm, so off by default.")
     eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
     momentum: float = Field(0.1, ge=0, le=1, description="BatchNorm running-stats momentum.")
-    act: Literal["relu", "relu6", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "none"] = Field(
-        "relu", description="Activation after the norm ('none' for no activation)."
-    )
+    act: Literal[
+        "relu", "relu6", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "none"
+    ] = Field("relu", description="Activation after the norm ('none' for no activation).")
 
 
 class BatchNorm(_Named):
@@ -88,11 +94,13 @@ class BatchNorm(_Named):
     type: Literal["batchnorm"] = Field(description="Batch normalization (nn.BatchNorm2d / 1d).")
     eps: float = Field(1e-5, gt=0, description="Added to the variance for numerical stability.")
     momentum: float = Field(0.1, ge=0, le=1, description="Running-stats momentum.")
-    affine: bool = Field(True, description="Learn a scale and shift.")
+    affine: Bool = Field(True, description="Learn a scale and shift.")
 
 
 class _Activation(_Named):
-    inplace: bool = Field(False, description="Compute in place (saves memory; PyTorch's default is False).")
+    inplace: Bool = Field(
+        False, description="Compute in place (saves memory; PyTorch's default is False)."
+    )
 
 
 class ReLU(_Activation):
@@ -118,7 +126,9 @@ class Hardswish(_Activation):
 
 class GELU(_Named):
     type: Literal["gelu"] = Field(description="nn.GELU.")
-    approximate: Literal["none", "tanh"] = Field("none", description="Exact erf or the tanh approximation.")
+    approximate: Literal["none", "tanh"] = Field(
+        "none", description="Exact erf or the tanh approximation."
+    )
 
 
 class Sigmoid(_Named):
@@ -132,19 +142,23 @@ class Tanh(_Named):
 class MaxPool(_Named):
     type: Literal["maxpool"] = Field(description="nn.MaxPool2d.")
     kernel: IntPair = Field(description="Window size.")
-    stride: IntPair | None = Field(None, description="Stride; defaults to the kernel size (PyTorch's default).")
+    stride: IntPair | None = Field(
+        None, description="Stride; defaults to the kernel size (PyTorch's default)."
+    )
     padding: NonNegPair = Field(0, description="Implicit -inf padding on both sides.")
     dilation: IntPair = Field(1, description="Spacing between window elements.")
-    ceil_mode: bool = Field(False, description="Round the output size up instead of down.")
+    ceil_mode: Bool = Field(False, description="Round the output size up instead of down.")
 
 
 class AvgPool(_Named):
     type: Literal["avgpool"] = Field(description="nn.AvgPool2d.")
     kernel: IntPair = Field(description="Window size.")
-    stride: IntPair | None = Field(None, description="Stride; defaults to the kernel size (PyTorch's default).")
+    stride: IntPair | None = Field(
+        None, description="Stride; defaults to the kernel size (PyTorch's default)."
+    )
     padding: NonNegPair = Field(0, description="Implicit zero padding on both sides.")
-    ceil_mode: bool = Field(False, description="Round the output size up instead of down.")
-    count_include_pad: bool = Field(True, description="Count padded zeros in the average.")
+    ceil_mode: Bool = Field(False, description="Round the output size up instead of down.")
+    count_include_pad: Bool = Field(True, description="Count padded zeros in the average.")
 
 
 class AdaptiveAvgPool(_Named):
@@ -166,13 +180,17 @@ class Linear(_Named):
 
     type: Literal["linear"] = Field(description="A fully connected layer (nn.Linear).")
     out: PositiveInt = Field(description="Output features.")
-    bias: bool = Field(True, description="Learn an additive bias.")
+    bias: Bool = Field(True, description="Learn an additive bias.")
 
 
 class Dropout(_Named):
-    type: Literal["dropout"] = Field(description="nn.Dropout (nn.Dropout2d is not used: torchvision does not).")
-    p: float = Field(0.5, ge=0, le=1, description="Probability of zeroing an element during training.")
-    inplace: bool = Field(False, description="Compute in place.")
+    type: Literal["dropout"] = Field(
+        description="nn.Dropout (nn.Dropout2d is not used: torchvision does not)."
+    )
+    p: float = Field(
+        0.5, ge=0, le=1, description="Probability of zeroing an element during training."
+    )
+    inplace: Bool = Field(False, description="Compute in place.")
 
 
 class Identity(_Named):
@@ -193,7 +211,9 @@ class _Repeatable(_Named):
 class Sequential(_Repeatable):
     """A named group of layers (an ``nn.Sequential``), optionally repeated ``depth`` times."""
 
-    type: Literal["sequential"] = Field(description="A group of layers run in order (nn.Sequential).")
+    type: Literal["sequential"] = Field(
+        description="A group of layers run in order (nn.Sequential)."
+    )
     layers: list[Node] = Field(min_length=1, description="The layers, in order.")
 
 
@@ -207,14 +227,17 @@ class Shortcut(_Spec):
             "(tutorials, pre-activation nets); avgpool_conv_bn: avg-pool then 1x1 conv + BN (ResNet-D)."
         ),
     )
-    bias: bool | None = Field(None, description="Conv bias; default True for 'conv', False otherwise.")
+    bias: Bool | None = Field(
+        None, description="Conv bias; default True for 'conv', False otherwise."
+    )
     name: ModuleName = Field("downsample", description="Module name of the projection.")
     eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon of the projection.")
 
 
 class _Residual(_Repeatable):
     stride: IntPair = Field(
-        1, description="Stride of the first block (later blocks use 1); the shortcut is projected when it is not 1."
+        1,
+        description="Stride of the first block (later blocks use 1); the shortcut is projected when it is not 1.",
     )
     shortcut: Shortcut = Field(
         default_factory=Shortcut,
@@ -229,10 +252,16 @@ class Residual(_Residual):
     (a ReLU before the add, a biased 1x1 shortcut) are written with it directly.
     """
 
-    type: Literal["residual"] = Field(description="Generic residual block: pre, body + shortcut, post.")
-    pre: list[Node] = Field(default_factory=list, description="Layers before the split (pre-activation).")
+    type: Literal["residual"] = Field(
+        description="Generic residual block: pre, body + shortcut, post."
+    )
+    pre: list[Node] = Field(
+        default_factory=list, description="Layers before the split (pre-activation)."
+    )
     body: list[Node] = Field(min_length=1, description="The residual branch.")
-    post: list[Node] = Field(default_factory=list, description="Layers after the sum (e.g. a ReLU).")
+    post: list[Node] = Field(
+        default_factory=list, description="Layers after the sum (e.g. a ReLU)."
+    )
     shortcut_from: Literal["input", "pre"] = Field(
         "input", description="Take the shortcut from the block input or from the output of `pre`."
     )
@@ -259,7 +288,9 @@ class Bottleneck(_Residual):
 
     type: Literal["bottleneck"] = Field(description="ResNet bottleneck block (1x1, 3x3, 1x1).")
     out: PositiveInt = Field(description="Output channels of every block.")
-    width: PositiveInt | None = Field(None, description="Channels of the inner 1x1/3x3 convs; default out/expansion.")
+    width: PositiveInt | None = Field(
+        None, description="Channels of the inner 1x1/3x3 convs; default out/expansion."
+    )
     expansion: PositiveInt = Field(4, description="out / width when width is not given.")
     groups: PositiveInt = Field(1, description="Groups of the 3x3 conv (ResNeXt cardinality).")
     eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
@@ -267,7 +298,9 @@ class Bottleneck(_Residual):
     @model_validator(mode="after")
     def _width_divides(self) -> Bottleneck:
         if self.width is None and self.out % self.expansion:
-            raise ValueError(f"out ({self.out}) must be divisible by expansion ({self.expansion}); or give width")
+            raise ValueError(
+                f"out ({self.out}) must be divisible by expansion ({self.expansion}); or give width"
+            )
         return self
 
 
@@ -306,7 +339,9 @@ class PreActBottleneck(_Residual):
 class Concat(_Repeatable):
     """Parallel branches on the same input, concatenated along channels (``torch.cat(dim=1)``)."""
 
-    type: Literal["concat"] = Field(description="Parallel branches joined by channel concatenation.")
+    type: Literal["concat"] = Field(
+        description="Parallel branches joined by channel concatenation."
+    )
     branches: list[Node | list[Node]] = Field(
         min_length=1,
         description=(
@@ -329,7 +364,9 @@ class Inception(_Repeatable):
         5, description="Kernel of branch3; the paper uses 5, torchvision's GoogLeNet uses 3."
     )
     pool_proj: PositiveInt = Field(description="1x1 projection after the 3x3 max-pool (branch4).")
-    eps: float = Field(1e-3, gt=0, description="BatchNorm epsilon (torchvision GoogLeNet uses 0.001).")
+    eps: float = Field(
+        1e-3, gt=0, description="BatchNorm epsilon (torchvision GoogLeNet uses 0.001)."
+    )
 
 
 Node = Annotated[
@@ -379,8 +416,12 @@ class ModelSpec(_Spec):
     description: str = Field("", description="What the network is and where it comes from.")
     input: InputSpec = Field(description="Default input shape (channels and size).")
     stem: list[Node] = Field(default_factory=list, description="Layers before the stages.")
-    stages: list[Node] = Field(default_factory=list, description="The body of the network: blocks and layers.")
-    head: list[Node] = Field(default_factory=list, description="Layers after the stages (pooling, classifier).")
+    stages: list[Node] = Field(
+        default_factory=list, description="The body of the network: blocks and layers."
+    )
+    head: list[Node] = Field(
+        default_factory=list, description="Layers after the stages (pooling, classifier)."
+    )
     init: Literal["kaiming", "torch"] = Field(
         "kaiming",
         description=(
@@ -388,7 +429,7 @@ class ModelSpec(_Spec):
             "BatchNorm 1/0); 'torch' keeps PyTorch's per-layer defaults."
         ),
     )
-    zero_init_residual: bool = Field(
+    zero_init_residual: Bool = Field(
         False, description="Zero the last BatchNorm of each residual body (Goyal et al. 2017)."
     )
     # Where the spec was read from (a zoo.spec.yaml_loader.Located), so that errors found while

@@ -30,7 +30,11 @@ class _SpecLoader(yaml.SafeLoader):
 
 # Drop YAML 1.1's bool (yes/no/on/off) and float resolvers, then add YAML 1.2 core-schema ones.
 _SpecLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")]
+    first: [
+        (tag, rx)
+        for tag, rx in resolvers
+        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")
+    ]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _SpecLoader.add_implicit_resolver(
@@ -80,6 +84,9 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+_PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 class _Builder:
     def __init__(self, loader: _SpecLoader, located: Located):
         self.loader = loader
@@ -89,17 +96,37 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise ZooError(self.located.problem(path, f"document has more than {MAX_NODES} nodes (alias bomb?)", "yaml"))
+            raise ZooError(
+                self.located.problem(
+                    path, f"document has more than {MAX_NODES} nodes (alias bomb?)", "yaml"
+                )
+            )
         if len(path) > MAX_DEPTH:
-            raise ZooError(self.located.problem(path, f"nesting deeper than {MAX_DEPTH} levels", "yaml"))
+            raise ZooError(
+                self.located.problem(path, f"nesting deeper than {MAX_DEPTH} levels", "yaml")
+            )
         self.located.value_marks.setdefault(path, _mark(node))
+        if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_COLLECTION_TAGS:
+            # Scalars go through SafeLoader's constructors, which refuse unknown tags; collections
+            # are walked here, so their tags are checked here.
+            raise ZooError(
+                Problem(
+                    f"tag {node.tag!r} is not allowed; specs are plain YAML mappings, lists and scalars",
+                    self.located.file,
+                    *_mark(node),
+                    dotted(path),
+                    "yaml",
+                )
+            )
         if isinstance(node, yaml.MappingNode):
             self.loader.flatten_mapping(node)  # resolve `<<: *anchor` merges
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 key = self.loader.construct_object(key_node, deep=True)
                 if not isinstance(key, str | int | float | bool) or key is None:
-                    raise ZooError(self.located.problem(path, "mapping keys must be plain scalars", "yaml"))
+                    raise ZooError(
+                        self.located.problem(path, "mapping keys must be plain scalars", "yaml")
+                    )
                 child = (*path, key)
                 if key in out:
                     first = self.located.key_marks[child]
@@ -123,7 +150,11 @@ class _Builder:
 def load_yaml(text: str, file: str = "<string>") -> Located:
     """Parse one YAML document into :class:`Located` data; raise :class:`ZooError` on any problem."""
     if len(text) > MAX_BYTES:
-        raise ZooError(Problem(f"file is larger than {MAX_BYTES} bytes; is it really a spec?", file, kind="yaml"))
+        raise ZooError(
+            Problem(
+                f"file is larger than {MAX_BYTES} bytes; is it really a spec?", file, kind="yaml"
+            )
+        )
     located = Located(None, file)
     loader = _SpecLoader(text)
     try:

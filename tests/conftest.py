@@ -1,0 +1,30 @@
+"""Shared fixtures: the shipped specs, and small helpers to write throwaway specs."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from zoo.spec import shipped_spec_names
+
+SPEC_NAMES = shipped_spec_names()
+
+
+@pytest.fixture(autouse=True)
+def _deterministic() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path):
+    """Write YAML text (dedented) to a temp file and return its path."""
+
+    def write(text: str, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    return write

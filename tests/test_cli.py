@@ -1,0 +1,166 @@
+"""The `zoo` command through its entry point: output streams, JSON, exit codes, files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from zoo.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_build_trace_depth_one_is_the_notebook_view(capsys) -> None:
+    code, out, err = run(capsys, "build", "resnet34", "--trace", "--depth", "1")
+    assert code == 0 and out == ""  # human output goes to stderr
+    for expected in ("[1, 64, 112, 112]", "[1, 64, 56, 56]", "[1, 128, 28, 28]", "[1, 256, 14, 14]",
+                     "[1, 512, 7, 7]", "[1, 1000]", "21,797,672", "3.66 G"):  # fmt: skip
+        assert expected in err
+    assert "layer1.0" not in err
+
+
+def test_build_full_trace_shows_nested_paths(capsys) -> None:
+    code, _, err = run(capsys, "build", "specs/resnet18.yaml", "--trace")
+    assert code == 0
+    assert "layer4.0.downsample.0" in err and "11,689,512" in err
+
+
+def test_build_tree(capsys) -> None:
+    code, _, err = run(capsys, "build", "resnet18", "--trace", "--tree", "--depth", "2")
+    assert code == 0 and "downsample" not in err and "layer2" in err and "0 basic" in err
+
+
+def test_build_json_to_stdout_only(capsys) -> None:
+    code, out, err = run(
+        capsys, "build", "resnet50", "--json", "--input", "8x3x512x512", "--depth", "1"
+    )
+    assert code == 0 and err == ""
+    data = json.loads(out)
+    assert data["input"] == [8, 3, 512, 512] and data["output"] == [8, 1000]
+    assert data["params"] == 25_557_032
+    assert data["macs"] == zoo.trace("resnet50", (8, 3, 512, 512)).macs
+    assert {row["depth"] for row in data["rows"]} == {1}
+
+
+def test_build_summary_without_trace(capsys) -> None:
+    code, _, err = run(capsys, "build", "resnet18", "--input", "3x64x64")
+    assert code == 0 and "11,689,512 parameters" in err and "[1, 3, 64, 64] -> [1, 1000]" in err
+
+
+def test_output_checkpoint_reloads(capsys, tmp_path: Path) -> None:
+    target = tmp_path / "model.pt"
+    code, _, _ = run(capsys, "build", "resnet18", "--output", str(target))
+    assert code == 0
+    checkpoint = torch.load(target, weights_only=True)
+    assert checkpoint["format"] == "zoo/1"
+    model = zoo.build(zoo.ModelSpec.model_validate(checkpoint["spec"]))
+    model.load_state_dict(checkpoint["state_dict"], strict=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["model.pt"]  # no temp file left behind
+
+
+def test_output_into_missing_folder(capsys, tmp_path: Path) -> None:
+    code, _, err = run(capsys, "build", "resnet18", "--output", str(tmp_path / "no" / "m.pt"))
+    assert code == 3 and "cannot write" in err and "Traceback" not in err
+
+
+def test_validate_reports_every_problem_with_position(capsys, write_spec) -> None:
+    bad = write_spec(
+        "name: t\ninput: {channels: 3, size: 8}\nstem:\n  - {type: conv, out: 4, kernal: 3}\n"
+    )
+    code, _, err = run(capsys, "validate", "resnet18", str(bad))
+    assert code == 1
+    assert "ok resnet18" in err
+    assert (
+        f"{bad}:4:26: stem.0.kernal: unknown field; did you mean 'kernel'? [extra_forbidden]" in err
+    )
+    assert f"{bad}:4:5: stem.0.kernel: missing required field 'kernel' [missing]" in err
+
+
+def test_validate_json(capsys, write_spec) -> None:
+    bad = write_spec("name: t\ninput: {channels: 3, size: 8}\nhead: [{type: linear, out: 2}]\n")
+    code, out, _ = run(capsys, "validate", str(bad), "--json")
+    assert code == 1
+    [result] = json.loads(out)
+    assert result["ok"] is False
+    assert result["problems"][0] == {
+        "message": "linear needs flat features but gets a 3x8x8 feature map; "
+        "add {type: flatten} (after a pooling layer) before it",
+        "file": str(bad),
+        "line": 3,
+        "column": 8,
+        "path": "head.0",
+        "kind": "shape",
+    }
+
+
+def test_list(capsys) -> None:
+    code, out, _ = run(capsys, "list", "--json")
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert rows["resnet152"]["params"] == 60_192_808
+    assert rows["resnet18"]["input"] == [3, 224, 224]
+    code, _, err = run(capsys, "list")
+    assert code == 0 and "resnet101" in err and "44,549,160" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["build", "resnet18", "--input", "3x224"], 2, "--input must look like [N]xCxHxW"),
+        (["build", "resnet18", "--input", "0x3x224x224"], 2, "--input must look like"),
+        (["build", "resnet18", "--depth", "0"], 2, "--depth must be at least 1"),
+        (["build", "resnet18", "--depth", "x"], 2, "invalid int value"),
+        (["build"], 2, "required: SPEC"),
+        (["frobnicate"], 2, "invalid choice"),
+        (["build", "resnet33"], 3, "did you mean 'resnet34'?"),
+        (["build", "missing/spec.yaml"], 3, "no such file: missing/spec.yaml"),
+    ],
+)
+def test_bad_input_one_line_and_exit_code(capsys, argv: list[str], code: int, message: str) -> None:
+    got, _, err = run(capsys, *argv)
+    assert got == code
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_input_too_small_for_the_net(capsys, write_spec) -> None:
+    spec = write_spec(
+        "name: t\ninput: {channels: 3, size: 32}\nstem: [{type: conv, out: 4, kernel: 7}]\n"
+    )
+    code, _, err = run(capsys, "build", str(spec), "--input", "3x5x5")
+    assert code == 1
+    assert err.strip() == (
+        f"{spec}:3:8: stem.0: conv (kernel 7x7, stride 1, padding 0) turns a 3x5x5 input into 4x-1x-1: "
+        "the input is too small here; use a larger input, or less stride/pooling before this layer [shape]"
+    )
+
+
+def test_help_documents_exit_codes(capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "exit codes:" in out and "3  a file could not be found" in out
+
+
+def test_console_script_from_another_directory(tmp_path: Path) -> None:
+    zoo_bin = Path(sys.executable).with_name("zoo")
+    result = subprocess.run(
+        [str(zoo_bin), "build", "resnet18", "--json", "--depth", "1"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["params"] == 11_689_512

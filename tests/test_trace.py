@@ -1,0 +1,116 @@
+"""The compiler's inferred shapes and costs equal what a real forward pass measures."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch.utils.flop_counter import FlopCounterMode
+
+import zoo
+from tests.conftest import SPEC_NAMES
+from zoo.errors import ZooError
+
+
+def _sizes(spec: zoo.ModelSpec) -> list[tuple[int, int, int, int]]:
+    c = spec.input.channels
+    size = spec.input.size
+    h, w = (size, size) if isinstance(size, int) else size
+    # the spec's own input, an odd non-square one, and a small one (batch 2 so MACs scale)
+    return [(1, c, h, w), (2, c, h + 13, w - 7), (1, c, max(h // 3, 64), max(w // 3, 64))]
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_inferred_rows_equal_forward_hooks(name: str) -> None:
+    spec = zoo.load_spec(name)
+    for dims in _sizes(spec):
+        inferred = zoo.trace(spec, dims)
+        model = zoo.build(spec, input_shape=dims[1:])
+        measured = zoo.trace(model, dims)  # forward hooks + FlopCounterMode on a real CPU forward
+        inferred_rows = {r.path: r for r in inferred.rows}
+        assert {r.path for r in measured.rows} <= set(inferred_rows)
+        for row in measured.rows:
+            mine = inferred_rows[row.path]
+            assert (mine.output, mine.params, mine.macs) == (row.output, row.params, row.macs), (
+                row.path
+            )
+        assert (inferred.output, inferred.params, inferred.macs) == (
+            measured.output,
+            measured.params,
+            measured.macs,
+        )
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_macs_equal_flop_counter(name: str) -> None:
+    model = zoo.build(name, device="meta")
+    x = torch.zeros(3, *model.input_shape, device="meta")
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    assert zoo.trace(name, x.shape).macs * 2 == counter.get_total_flops()
+
+
+def test_trace_allocates_nothing_at_any_input_size() -> None:
+    # A real forward at this size would need ~1 TB of activations: the trace is arithmetic only.
+    result = zoo.trace("resnet152", (64, 3, 4096, 4096))
+    assert result.output == (64, 1000)
+    assert result.params == 60_192_808
+    assert result.macs == zoo.trace("resnet152", (1, 3, 4096, 4096)).macs * 64
+
+
+def test_depth_limits_rows() -> None:
+    full = zoo.trace("resnet18")
+    top = zoo.trace("resnet18", depth=1)
+    assert [r.path for r in top.rows] == [
+        "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "head_1", "fc",
+    ]  # fmt: skip
+    assert {r.depth for r in full.rows} == {1, 2, 3, 4}
+    assert (top.params, top.macs) == (full.params, full.macs)
+    assert [r.output for r in top.rows if r.path.startswith("layer")] == [
+        (1, 64, 56, 56), (1, 128, 28, 28), (1, 256, 14, 14), (1, 512, 7, 7),
+    ]  # fmt: skip
+
+
+def test_children_sum_to_parent() -> None:
+    result = zoo.trace("resnet50")
+    rows = {r.path: r for r in result.rows}
+    for path, row in rows.items():
+        children = [r for p, r in rows.items() if p.rpartition(".")[0] == path]
+        if children:
+            assert sum(c.params for c in children) == row.params, path
+            assert sum(c.macs for c in children) == row.macs, path
+
+
+def test_hook_fallback_on_foreign_module_matches_compiled_spec() -> None:
+    reference = torchvision.models.resnet34()
+    foreign = zoo.trace(reference, (1, 3, 224, 224))
+    ours = {r.path: r for r in zoo.trace("resnet34").rows}
+    assert foreign.params == 21_797_672
+    assert foreign.macs == zoo.trace("resnet34").macs
+    shared = [r for r in foreign.rows if r.path in ours]
+    assert len(shared) > 90  # every module but the shared ReLUs and the functional flatten
+    for row in shared:
+        assert (row.output, row.params, row.macs) == (
+            ours[row.path].output,
+            ours[row.path].params,
+            ours[row.path].macs,
+        )
+
+
+def test_plain_module_needs_input_shape() -> None:
+    with pytest.raises(ZooError, match="input_shape"):
+        zoo.trace(torch.nn.Linear(3, 4))
+
+
+@pytest.mark.parametrize("bad", [(3, 224), (0, 3, 224, 224), (1, 2, 3, 4, 5)])
+def test_bad_input_shape(bad: tuple[int, ...]) -> None:
+    with pytest.raises(ZooError, match=r"\[N\]xCxHxW"):
+        zoo.trace("resnet18", bad)
+
+
+def test_trace_json_ready() -> None:
+    data = zoo.trace("resnet18", depth=1).to_dict()
+    assert data["params"] == 11_689_512
+    assert data["rows"][0] == {
+        "path": "conv1", "type": "conv", "output": (1, 64, 112, 112), "params": 9408, "macs": 118_013_952, "depth": 1,
+    }  # fmt: skip

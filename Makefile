@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test lint format docs clean
 
 install: $(STAMP)
 
@@ -29,6 +29,11 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Regenerate the references derived from the pydantic models (tests fail when they drift).
+docs: install
+	$(BIN)/zoo schema > schemas/zoo-spec.schema.json
+	$(BIN)/python -c "from zoo.reference import markdown_reference as m; print(m(), end='')" > docs/spec-format.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

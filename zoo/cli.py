@@ -118,6 +118,13 @@ def _parser() -> _Parser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     listing.add_argument("--json", action="store_true", help="write the list as JSON to stdout")
+
+    sub.add_parser(
+        "schema",
+        help="print the JSON Schema of the spec format (for editor completion)",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     return parser
 
 
@@ -263,7 +270,14 @@ def _cmd_list(args: argparse.Namespace, err: Console) -> int:
     return ExitCode.OK
 
 
-_COMMANDS = {"build": _cmd_build, "validate": _cmd_validate, "list": _cmd_list}
+def _cmd_schema(args: argparse.Namespace, err: Console) -> int:
+    from zoo.reference import json_schema_text
+
+    sys.stdout.write(json_schema_text())
+    return ExitCode.OK
+
+
+_COMMANDS = {"build": _cmd_build, "validate": _cmd_validate, "list": _cmd_list, "schema": _cmd_schema}
 
 
 def _report(exc: ZooError, err: Console) -> None:

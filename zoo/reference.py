@@ -1,0 +1,97 @@
+"""Generated references of the spec format: the JSON Schema and the markdown field reference.
+
+Both come from the pydantic models, so they cannot disagree with what zoo accepts; tests fail
+when the committed copies (``schemas/zoo-spec.schema.json``, ``docs/spec-format.md``) drift.
+Regenerate them with ``make docs``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from zoo.spec.load import MODEL_BY_TYPE
+from zoo.spec.schema import InputSpec, ModelSpec, Shortcut
+
+SCHEMA_ID = "https://zoo.invalid/schemas/zoo-spec.schema.json"
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a spec file, for editor completion and hover docs."""
+    schema = ModelSpec.model_json_schema()
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+    # The pydantic model is strict about extra keys; editors should flag them too.
+    schema["title"] = "zoo model spec"
+    return schema
+
+
+def json_schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
+
+
+def _annotation(model: type[BaseModel], name: str) -> str:
+    text = str(model.model_fields[name].annotation)
+    for noise in ("typing.", "zoo.spec.schema.", "Annotated[", "ForwardRef('", "')"):
+        text = text.replace(noise, "")
+    return text.replace("NoneType", "None")
+
+
+def _default(model: type[BaseModel], name: str) -> str:
+    info = model.model_fields[name]
+    if info.is_required():
+        return "**required**"
+    value = info.default_factory() if info.default is PydanticUndefined else info.default  # type: ignore[call-arg,misc]
+    if isinstance(value, BaseModel):
+        value = value.model_dump(exclude_defaults=True) or "{}"
+        return f"`{json.dumps(value) if value != '{}' else '{}'}`"
+    return f"`{json.dumps(value)}`"
+
+
+def _fields(model: type[BaseModel]) -> list[str]:
+    lines = ["| field | default | description |", "|---|---|---|"]
+    for name, info in model.model_fields.items():
+        if name == "type":
+            continue
+        description = (info.description or "").replace("|", "\\|")
+        lines.append(f"| `{name}` | {_default(model, name)} | {description} |")
+    return lines
+
+
+def _doc(model: type[BaseModel]) -> str:
+    return " ".join((model.__doc__ or "").split()).replace("``", "`")
+
+
+def markdown_reference() -> str:
+    """Markdown reference of every spec type and field."""
+    out = [
+        "# Spec format reference",
+        "",
+        "Generated from the pydantic models by `make docs`; do not edit by hand.",
+        "A test fails when this file and the models disagree.",
+        "",
+        "## The file",
+        "",
+        _doc(ModelSpec),
+        "",
+        *_fields(ModelSpec),
+        "",
+        "### `input`",
+        "",
+        _doc(InputSpec),
+        "",
+        *_fields(InputSpec),
+        "",
+        "## Types",
+        "",
+        "Every item of `stem`, `stages`, `head` (and of `layers`, `body`, `branches`, ...) is one of these,",
+        "selected by its `type`.",
+        "",
+    ]
+    for type_name, model in MODEL_BY_TYPE.items():
+        type_doc = model.model_fields["type"].description or ""
+        out += [f"### `{type_name}`", "", _doc(model) or type_doc, "", *_fields(model), ""]
+    out += ["### `shortcut` (of residual blocks)", "", _doc(Shortcut), "", *_fields(Shortcut), ""]
+    return "\n".join(out)

@@ -36,7 +36,11 @@ def test_shipped_specs_satisfy_the_schema(name: str) -> None:
 
 
 def test_schema_rejects_unknown_fields() -> None:
-    data = {"name": "x", "input": {"channels": 3, "size": 8}, "stem": [{"type": "conv", "out": 4, "kernel": 3, "strid": 2}]}
+    data = {
+        "name": "x",
+        "input": {"channels": 3, "size": 8},
+        "stem": [{"type": "conv", "out": 4, "kernel": 3, "strid": 2}],
+    }
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(data, json_schema())
 

@@ -277,7 +277,12 @@ def _cmd_schema(args: argparse.Namespace, err: Console) -> int:
     return ExitCode.OK
 
 
-_COMMANDS = {"build": _cmd_build, "validate": _cmd_validate, "list": _cmd_list, "schema": _cmd_schema}
+_COMMANDS = {
+    "build": _cmd_build,
+    "validate": _cmd_validate,
+    "list": _cmd_list,
+    "schema": _cmd_schema,
+}
 
 
 def _report(exc: ZooError, err: Console) -> None:

@@ -376,6 +376,46 @@ def _build_repeated(spec: Any, shape: Shape, ctx: _Context, path: Path) -> Built
     return stage, _record("", f"{spec.type} x{spec.depth}", stage, shape, children=children)
 
 
+Item = tuple[Any, Path]  # a node and its path in the spec
+
+
+def expand(nodes: Sequence[Any], path: Path) -> list[Item]:
+    """Inline every ``repeat`` (recursively): a flat list of (node, spec path) pairs."""
+    items: list[Item] = []
+    for i, node in enumerate(nodes):
+        if isinstance(node, s.Repeat):
+            for _ in range(node.times):
+                items += expand(node.layers, (*path, i, "layers"))
+        else:
+            items.append((node, (*path, i)))
+    return items
+
+
+def build_items(
+    items: Sequence[Item], shape: Shape, ctx: _Context, default_name: Callable[[int], str]
+) -> tuple[list[tuple[str, nn.Module]], list[LayerRecord], Shape]:
+    """Build expanded items in sequence; unnamed ones get ``default_name(position)``."""
+    named: list[tuple[str, nn.Module]] = []
+    records: list[LayerRecord] = []
+    used: dict[str, Path] = {}
+    for i, (node, path) in enumerate(items):
+        name = node.name or default_name(i)
+        if name in used:
+            raise ctx.error(
+                (*path, "name"),
+                f"module name {name!r} is already used by {dotted(used[name])}; names must be unique "
+                "among siblings (a named layer inside a `repeat` is repeated too)",
+                "name",
+            )
+        used[name] = path
+        module, record = build_node(node, shape, ctx, path)
+        record.name = name
+        named.append((name, module))
+        records.append(record)
+        shape = record.out
+    return named, records, shape
+
+
 def build_list(
     nodes: Sequence[Any],
     shape: Shape,
@@ -383,25 +423,8 @@ def build_list(
     path: Path,
     default_name: Callable[[int], str],
 ) -> tuple[list[tuple[str, nn.Module]], list[LayerRecord], Shape]:
-    """Build a list of nodes in sequence; unnamed ones get ``default_name(index)``."""
-    named: list[tuple[str, nn.Module]] = []
-    records: list[LayerRecord] = []
-    used: dict[str, int] = {}
-    for i, node in enumerate(nodes):
-        name = node.name or default_name(i)
-        if name in used:
-            raise ctx.error(
-                (*path, i, "name"),
-                f"module name {name!r} is already used by {dotted((*path, used[name]))}; names must be unique among siblings",
-                "name",
-            )
-        used[name] = i
-        module, record = build_node(node, shape, ctx, (*path, i))
-        record.name = name
-        named.append((name, module))
-        records.append(record)
-        shape = record.out
-    return named, records, shape
+    """Build a list of nodes in sequence (``repeat`` inlined); unnamed ones get ``default_name(position)``."""
+    return build_items(expand(nodes, path), shape, ctx, default_name)
 
 
 def _sequential(named: Sequence[tuple[str, nn.Module]]) -> nn.Sequential:
@@ -421,16 +444,17 @@ def _sequential_block(
 
 
 # --------------------------------------------------------------------------- residual family
-def _stride_index(spec: s.Residual, ctx: _Context, path: Path) -> int | None:
+def _stride_index(spec: s.Residual, body: Sequence[Item], ctx: _Context, path: Path) -> int | None:
+    """Position in the expanded body of the layer that takes the block stride."""
     if isinstance(spec.stride_at, int):
-        if spec.stride_at >= len(spec.body):
+        if spec.stride_at >= len(body):
             raise ctx.error(
                 (*path, "stride_at"),
-                f"body has {len(spec.body)} layers; no index {spec.stride_at}",
+                f"body has {len(body)} layers; no index {spec.stride_at}",
                 "value",
             )
         return spec.stride_at
-    for i, layer in enumerate(spec.body):
+    for i, (layer, _) in enumerate(body):
         if spec.stride_at is None and isinstance(layer, s.Conv | s.ConvBnAct):
             return i
         if spec.stride_at is not None and layer.name == spec.stride_at:
@@ -468,15 +492,23 @@ def _projection(
             f"residual body gives {fmt(out)} but the projected shortcut gives {fmt(conv_shape)} "
             f"(input {fmt(shape)}, stride {stride[0]}); put the stride on the block (`stride:`), not on a body layer",
         )
+    *outer, inner = spec.name.split(".")
     if spec.kind == "conv":
-        return conv, _record(spec.name, "conv", conv, conv_shape, macs)
-    named.append((str(len(named)), conv))
-    records.append(_record(str(len(records)), "conv", conv, conv_shape, macs))
-    bn = nn.BatchNorm2d(out[0], eps=spec.eps)
-    named.append((str(len(named)), bn))
-    records.append(_record(str(len(records)), "batchnorm", bn, conv_shape))
-    module = _sequential(named)
-    return module, _record(spec.name, f"shortcut {spec.kind}", module, conv_shape, children=records)
+        module: nn.Module = conv
+        record = _record(inner, "conv", conv, conv_shape, macs)
+    else:
+        named.append((str(len(named)), conv))
+        records.append(_record(str(len(records)), "conv", conv, conv_shape, macs))
+        bn = nn.BatchNorm2d(out[0], eps=spec.eps)
+        named.append((str(len(named)), bn))
+        records.append(_record(str(len(records)), "batchnorm", bn, conv_shape))
+        module = _sequential(named)
+        record = _record(inner, f"shortcut {spec.kind}", module, conv_shape, children=records)
+    for name in reversed(outer):  # "downsample.conv": nest, so state_dict keys follow the name
+        module = _sequential([(inner, module)])
+        record = _record(name, "sequential", module, conv_shape, children=[record])
+        inner = name
+    return module, record
 
 
 @block_builder(s.Residual)
@@ -484,8 +516,8 @@ def _residual(
     spec: s.Residual, shape: Shape, ctx: _Context, path: Path, first: bool, type_: str = "residual"
 ) -> Built:
     stride = pair(spec.stride) if first else (1, 1)
-    body = list(spec.body)
-    at = _stride_index(spec, ctx, path)
+    body = expand(spec.body, (*path, "body"))
+    at = _stride_index(spec, body, ctx, path)
     if stride != (1, 1):
         if at is None:
             raise ctx.error(
@@ -493,18 +525,17 @@ def _residual(
                 "block has a stride but its body has no conv to take it; set stride_at",
                 "value",
             )
-        body[at] = body[at].model_copy(update={"stride": stride})
+        layer, layer_path = body[at]
+        body[at] = (layer.model_copy(update={"stride": stride}), layer_path)
     pre, pre_records, pre_out = build_list(
         spec.pre, shape, ctx, (*path, "pre"), lambda i: f"pre_{i}"
     )
-    body_named, body_records, body_out = build_list(
-        body, pre_out, ctx, (*path, "body"), lambda i: f"body_{i}"
-    )
-    shortcut_in = pre_out if spec.shortcut_from == "pre" else shape
+    body_named, body_records, body_out = build_items(body, pre_out, ctx, lambda i: f"body_{i}")
     shortcut: Built | None = None
-    if shortcut_in != body_out:
+    if shape != body_out:  # an identity shortcut always carries the block input itself
+        projection_in = pre_out if spec.shortcut_from == "pre" else shape
         shortcut = _projection(
-            spec.shortcut, shortcut_in, body_out, stride, ctx, (*path, "shortcut")
+            spec.shortcut, projection_in, body_out, stride, ctx, (*path, "shortcut")
         )
     post, post_records, out = build_list(
         spec.post, body_out, ctx, (*path, "post"), lambda i: f"post_{i}"
@@ -650,8 +681,9 @@ def _concat(
     for i, branch in enumerate(spec.branches):
         default = f"branch{i + 1}"
         bpath = (*path, "branches", i)
-        if isinstance(branch, list):
-            layers, layer_records, out = build_list(branch, shape, ctx, bpath, str)
+        if isinstance(branch, list | s.Repeat):
+            nodes = branch if isinstance(branch, list) else [branch]
+            layers, layer_records, out = build_list(nodes, shape, ctx, bpath, str)
             module: nn.Module = _sequential(layers)
             record = _record(default, "sequential", module, out, children=layer_records)
         else:

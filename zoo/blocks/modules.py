@@ -19,10 +19,12 @@ def _register(parent: nn.Module, named: Sequence[tuple[str, nn.Module]]) -> tupl
 
 
 class Residual(nn.Module):
-    """``post(body(pre(x)) + shortcut(s))`` where ``s`` is ``x`` or ``pre(x)``.
+    """``post(body(pre(x)) + shortcut)``.
 
-    ``shortcut`` is ``None`` for the identity. Covers ResNet basic/bottleneck blocks
-    (``post=[relu]``) and pre-activation blocks (``pre=[bn, relu]``, shortcut from ``pre``).
+    The shortcut is ``x`` itself (``shortcut`` is ``None``), or a projection of ``x`` or, with
+    ``shortcut_from_pre``, of ``pre(x)``. Covers ResNet basic/bottleneck blocks (``post=[relu]``)
+    and pre-activation blocks (``pre=[bn, relu]``; He et al. 2016 keep the identity path clean and
+    project the pre-activated input, as timm's ``PreActBasic`` does).
     """
 
     def __init__(
@@ -42,15 +44,14 @@ class Residual(nn.Module):
         self.shortcut_from_pre = shortcut_from_pre
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        block_input = x
+        shortcut = x
         for name in self._pre:
             x = self._modules[name](x)
-        identity = x if self.shortcut_from_pre else block_input
+        if self._shortcut is not None:
+            shortcut = self._modules[self._shortcut](x if self.shortcut_from_pre else shortcut)
         for name in self._body:
             x = self._modules[name](x)
-        if self._shortcut is not None:
-            identity = self._modules[self._shortcut](identity)
-        x = x + identity
+        x = x + shortcut
         for name in self._post:
             x = self._modules[name](x)
         return x

@@ -217,6 +217,22 @@ class Sequential(_Repeatable):
     layers: list[Node] = Field(min_length=1, description="The layers, in order.")
 
 
+class Repeat(_Spec):
+    """Its layers, ``times`` times over, inlined into the enclosing list (no container module).
+
+    torchvision's VGG keeps all its convs in one flat ``features`` Sequential; ``repeat`` writes
+    that compactly while keeping the flat indices (``features.0``, ``features.2``, ...).
+    """
+
+    type: Literal["repeat"] = Field(
+        description="Inline its layers `times` times into the enclosing list."
+    )
+    times: PositiveInt = Field(description="How many times to repeat the layers.")
+    layers: list[Node] = Field(
+        min_length=1, description="The layers to repeat (unnamed, or names clash)."
+    )
+
+
 class Shortcut(_Spec):
     """The projection a residual block uses on its shortcut when its shape changes."""
 
@@ -230,7 +246,13 @@ class Shortcut(_Spec):
     bias: Bool | None = Field(
         None, description="Conv bias; default True for 'conv', False otherwise."
     )
-    name: ModuleName = Field("downsample", description="Module name of the projection.")
+    name: str = Field(
+        "downsample",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+        description=(
+            "Module name of the projection; a dotted name nests it (timm's 'downsample.conv')."
+        ),
+    )
     eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon of the projection.")
 
 
@@ -263,7 +285,11 @@ class Residual(_Residual):
         default_factory=list, description="Layers after the sum (e.g. a ReLU)."
     )
     shortcut_from: Literal["input", "pre"] = Field(
-        "input", description="Take the shortcut from the block input or from the output of `pre`."
+        "input",
+        description=(
+            "What a projection shortcut projects: the block input, or the output of `pre` "
+            "(pre-activation nets). An identity shortcut always carries the block input."
+        ),
     )
     stride_at: ModuleName | NonNegativeInt | None = Field(
         None,
@@ -314,8 +340,11 @@ class PreActBasic(_Residual):
     out: PositiveInt = Field(description="Output channels of every block.")
     eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
     shortcut: Shortcut = Field(
-        default_factory=lambda: Shortcut(kind="conv", bias=False),
-        description="Projection when the shape changes; pre-activation nets use a bias-free 1x1 conv.",
+        default_factory=lambda: Shortcut(kind="conv", bias=False, name="downsample.conv"),
+        description=(
+            "Projection when the shape changes: a bias-free 1x1 conv of the pre-activated input, "
+            "named as timm's (downsample.conv)."
+        ),
     )
 
 
@@ -329,8 +358,11 @@ class PreActBottleneck(_Residual):
     groups: PositiveInt = Field(1, description="Groups of the 3x3 conv.")
     eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
     shortcut: Shortcut = Field(
-        default_factory=lambda: Shortcut(kind="conv", bias=False),
-        description="Projection when the shape changes; pre-activation nets use a bias-free 1x1 conv.",
+        default_factory=lambda: Shortcut(kind="conv", bias=False, name="downsample.conv"),
+        description=(
+            "Projection when the shape changes: a bias-free 1x1 conv of the pre-activated input, "
+            "named as timm's (downsample.conv)."
+        ),
     )
 
     _width_divides = Bottleneck._width_divides
@@ -390,6 +422,7 @@ Node = Annotated[
     | Dropout
     | Identity
     | Sequential
+    | Repeat
     | Residual
     | Basic
     | Bottleneck
@@ -443,7 +476,7 @@ class ModelSpec(_Spec):
         return self
 
 
-for _model in (Sequential, Residual, Concat, ModelSpec):
+for _model in (Sequential, Repeat, Residual, Concat, ModelSpec):
     _model.model_rebuild()
 
 LAYER_TYPES: tuple[type[BaseModel], ...] = get_args(get_args(Node)[0])

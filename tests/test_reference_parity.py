@@ -1,0 +1,75 @@
+"""Shipped specs with a torchvision or timm reference equal it: parameters, state_dict, outputs, MACs."""
+
+from __future__ import annotations
+
+import pytest
+import timm  # a test-only dependency (the dev extra)
+import torch
+import torchvision
+
+import zoo
+
+# Parameter counts published by torchvision (weights metadata), written out so a change in either
+# side is caught; GMACs are torchvision's `_ops` at 224x224.
+REFERENCES = {
+    "resnet18": (11_689_512, "ResNet18_Weights"),
+    "resnet34": (21_797_672, "ResNet34_Weights"),
+    "resnet50": (25_557_032, "ResNet50_Weights"),
+    "resnet101": (44_549_160, "ResNet101_Weights"),
+    "resnet152": (60_192_808, "ResNet152_Weights"),
+    "resnext50_32x4d": (25_028_904, "ResNeXt50_32X4D_Weights"),
+    "wide_resnet50_2": (68_883_240, "Wide_ResNet50_2_Weights"),
+    "googlenet": (6_624_904, "GoogLeNet_Weights"),
+    "vgg11": (132_863_336, "VGG11_Weights"),
+    "vgg16": (138_357_544, "VGG16_Weights"),
+    "alexnet": (61_100_840, "AlexNet_Weights"),
+}
+TIMM_REFERENCES = {
+    "preact_resnet18": ("resnetv2_18", 11_687_720),
+    "preact_resnet34": ("resnetv2_34", 21_795_880),
+    "preact_resnet50": ("resnetv2_50", 25_549_352),
+    "preact_resnet101": ("resnetv2_101", 44_541_480),
+}
+
+
+def _torchvision_model(name: str) -> torch.nn.Module:
+    if name == "googlenet":  # no auxiliary heads; no input transform (that is for its checkpoint)
+        return torchvision.models.googlenet(
+            aux_logits=False, init_weights=True, transform_input=False
+        )
+    return getattr(torchvision.models, name)()
+
+
+def _assert_same_network(
+    model: torch.nn.Module, reference: torch.nn.Module, params: int, size: int = 224
+) -> None:
+    assert sum(p.numel() for p in model.parameters()) == params
+    assert sum(p.numel() for p in reference.parameters()) == params
+    assert {k: v.shape for k, v in model.state_dict().items()} == {
+        k: v.shape for k, v in reference.state_dict().items()
+    }
+    model.load_state_dict(reference.state_dict(), strict=True)  # checkpoints load as is
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(REFERENCES))
+def test_matches_torchvision(name: str) -> None:
+    params, weights_enum = REFERENCES[name]
+    reference = _torchvision_model(name).eval()
+    model = zoo.build(name).eval()
+    _assert_same_network(model, reference, params)
+
+    published = getattr(torchvision.models, weights_enum).IMAGENET1K_V1.meta
+    assert published["num_params"] == params
+    macs = zoo.trace(name, (1, 3, 224, 224)).macs
+    assert macs / 1e9 == pytest.approx(published["_ops"], rel=0.01)
+
+
+@pytest.mark.parametrize("name", sorted(TIMM_REFERENCES))
+def test_matches_timm_resnetv2(name: str) -> None:
+    timm_name, params = TIMM_REFERENCES[name]
+    reference = timm.create_model(timm_name, pretrained=False).eval()
+    model = zoo.build(name).eval()
+    _assert_same_network(model, reference, params)

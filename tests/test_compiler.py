@@ -107,7 +107,16 @@ def test_preactivation_shortcut_from_preactivated_input(write_spec) -> None:
     pre = block.act1(block.norm1(x))
     expected = block.conv2(block.act2(block.norm2(block.conv1(pre)))) + block.downsample(pre)
     torch.testing.assert_close(block(x), expected)
-    assert block.downsample.bias is None and isinstance(block.downsample, nn.Conv2d)
+    conv = block.downsample.conv  # timm's DownsampleConv layout: downsample.conv.weight
+    assert conv.bias is None and isinstance(conv, nn.Conv2d)
+
+
+def test_preactivation_identity_carries_the_raw_input(write_spec) -> None:
+    model = _build(write_spec, "stages:\n  - {type: preact_basic, name: s, out: 3}\n")
+    block = model.s.eval()
+    x = torch.randn(2, 3, 32, 32)
+    pre = block.act1(block.norm1(x))
+    torch.testing.assert_close(block(x), block.conv2(block.act2(block.norm2(block.conv1(pre)))) + x)
 
 
 def test_concat_branches(write_spec) -> None:

@@ -573,7 +573,7 @@ def _relu(name: str) -> s.ReLU:
     return s.ReLU(type="relu", name=name, inplace=True)
 
 
-def _conv_spec(name: str, out: int, kernel: int, groups: int = 1) -> s.Conv:
+def _conv_spec(name: str, out: int, kernel: int, groups: int = 1, bias: bool = False) -> s.Conv:
     return s.Conv(
         type="conv",
         name=name,
@@ -581,7 +581,7 @@ def _conv_spec(name: str, out: int, kernel: int, groups: int = 1) -> s.Conv:
         kernel=kernel,
         padding=kernel // 2,
         groups=groups,
-        bias=False,
+        bias=bias,
     )
 
 
@@ -594,10 +594,10 @@ def _basic(spec: s.Basic, shape: Shape, ctx: _Context, path: Path, first: bool) 
     residual = _as_residual(
         spec,
         body=[
-            _conv_spec("conv1", spec.out, 3),
+            _conv_spec("conv1", spec.out, 3, bias=spec.bias),
             _bn_spec("bn1", spec.eps),
             _relu("relu1"),
-            _conv_spec("conv2", spec.out, 3),
+            _conv_spec("conv2", spec.out, 3, bias=spec.bias),
             _bn_spec("bn2", spec.eps),
         ],
         post=[_relu("relu2")],

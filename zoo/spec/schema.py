@@ -303,6 +303,10 @@ class Basic(_Residual):
     type: Literal["basic"] = Field(description="ResNet basic block (two 3x3 convs).")
     out: PositiveInt = Field(description="Output channels of every block.")
     eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
+    bias: Bool = Field(
+        False,
+        description="Bias on the body convs: off in torchvision; d2l's tutorial nets keep PyTorch's default (on).",
+    )
 
 
 class Bottleneck(_Residual):

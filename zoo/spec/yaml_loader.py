@@ -119,8 +119,12 @@ class _Builder:
                 )
             )
         if isinstance(node, yaml.MappingNode):
+            # Keys written in this mapping, as opposed to keys it gets from a `<<: *anchor` merge:
+            # a written key may override a merged one (YAML's merge rule), never another written one.
+            written = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
             self.loader.flatten_mapping(node)  # resolve `<<: *anchor` merges
             out: dict[Any, Any] = {}
+            merged: set[Any] = set()
             for key_node, value_node in node.value:
                 key = self.loader.construct_object(key_node, deep=True)
                 if not isinstance(key, str | int | float | bool) or key is None:
@@ -128,7 +132,7 @@ class _Builder:
                         self.located.problem(path, "mapping keys must be plain scalars", "yaml")
                     )
                 child = (*path, key)
-                if key in out:
+                if key in out and key not in merged:
                     first = self.located.key_marks[child]
                     raise ZooError(
                         Problem(
@@ -139,7 +143,12 @@ class _Builder:
                             "duplicate_key",
                         )
                     )
+                if id(key_node) in written:
+                    merged.discard(key)
+                else:
+                    merged.add(key)
                 self.located.key_marks[child] = _mark(key_node)
+                self.located.value_marks.pop(child, None)
                 out[key] = self.build(value_node, child)
             return out
         if isinstance(node, yaml.SequenceNode):

@@ -44,13 +44,15 @@ class Residual(nn.Module):
         self.shortcut_from_pre = shortcut_from_pre
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shortcut = x
+        block_input = x
         for name in self._pre:
             x = self._modules[name](x)
-        if self._shortcut is not None:
-            shortcut = self._modules[self._shortcut](x if self.shortcut_from_pre else shortcut)
+        projection_input = x if self.shortcut_from_pre else block_input
         for name in self._body:
             x = self._modules[name](x)
+        shortcut = block_input
+        if self._shortcut is not None:  # after the body, as registered and as torchvision runs it
+            shortcut = self._modules[self._shortcut](projection_input)
         x = x + shortcut
         for name in self._post:
             x = self._modules[name](x)

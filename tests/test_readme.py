@@ -1,0 +1,34 @@
+"""The README's zoo table lists every shipped spec with the figures zoo computes for it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import zoo
+from tests.conftest import SPEC_NAMES
+from zoo.render import human
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+ROW = re.compile(
+    r"^\| `(?P<name>\w+)` \|.*\| (?P<input>\d+x\d+x\d+) \| (?P<params>[\d,]+) \| (?P<macs>[^|]+) \|$"
+)
+
+
+def test_zoo_table_matches_the_specs() -> None:
+    rows = {m["name"]: m for line in README.read_text().splitlines() if (m := ROW.match(line))}
+    assert sorted(rows) == SPEC_NAMES, "every shipped spec needs a row in the README's zoo table"
+    for name, row in rows.items():
+        result = zoo.trace(name)
+        assert row["input"] == "x".join(map(str, result.input[1:])), name
+        assert row["params"] == f"{result.params:,}", name
+        assert row["macs"].strip() == human(result.macs), name
+
+
+def test_readme_quick_start_is_two_commands() -> None:
+    text = README.read_text()
+    quick_start = text.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    assert [line.split("#")[0].strip() for line in quick_start.strip().splitlines()] == [
+        "make demo",
+        "make test",
+    ]

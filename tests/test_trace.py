@@ -16,8 +16,8 @@ def _sizes(spec: zoo.ModelSpec) -> list[tuple[int, int, int, int]]:
     c = spec.input.channels
     size = spec.input.size
     h, w = (size, size) if isinstance(size, int) else size
-    # the spec's own input, an odd non-square one, and a small one (batch 2 so MACs scale)
-    return [(1, c, h, w), (2, c, h + 13, w - 7), (1, c, max(h // 3, 64), max(w // 3, 64))]
+    # the spec's own input, an odd non-square one (batch 2, so MACs scale), and a larger one
+    return [(1, c, h, w), (2, c, h + 13, w + 7), (1, c, h + 32, w + 32)]
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
@@ -114,3 +114,12 @@ def test_trace_json_ready() -> None:
     assert data["rows"][0] == {
         "path": "conv1", "type": "conv", "output": (1, 64, 112, 112), "params": 9408, "macs": 118_013_952, "depth": 1,
     }  # fmt: skip
+
+
+def test_too_small_input_is_a_located_error() -> None:
+    with pytest.raises(ZooError) as info:
+        zoo.trace("notebook_resnet96", (1, 3, 64, 64))
+    [problem] = info.value.problems
+    assert problem.file.endswith("notebook_resnet96.yaml") and problem.line == 48
+    assert problem.path == "stages.3.layers.1"
+    assert "turns a 512x2x2 input into 512x0x0" in problem.message

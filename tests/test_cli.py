@@ -164,3 +164,15 @@ def test_console_script_from_another_directory(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["params"] == 11_689_512
+
+
+def test_warnings_are_one_located_line(capsys, write_spec) -> None:
+    spec = write_spec(
+        "name: t\ninput: {channels: 3, size: 32}\nstages:\n  - {type: preact_basic, out: 8}\n"
+        "head: [{type: adaptive_avgpool}, {type: flatten}, {type: linear, out: 2}]\n"
+    )
+    code, _, err = run(capsys, "build", str(spec))
+    assert code == 0  # a warning, not an error
+    assert f"{spec}:4:5: stages.0: the last pre-activation block is not followed by a norm" in err
+    code, out, _ = run(capsys, "validate", str(spec), "--json")
+    assert code == 0 and json.loads(out)[0]["warnings"][0]["kind"] == "preact_final_norm"

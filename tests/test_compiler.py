@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import warnings
 
 import pytest
 import torch
@@ -100,6 +101,7 @@ def test_bottleneck_resnext_width_and_groups(write_spec) -> None:
     assert model.s.conv3.out_channels == 256
 
 
+@pytest.mark.filterwarnings("ignore::zoo.ZooWarning")  # a lone block, no head: no final norm
 def test_preactivation_shortcut_from_preactivated_input(write_spec) -> None:
     model = _build(write_spec, "stages:\n  - {type: preact_basic, name: s, out: 8, stride: 2}\n")
     block = model.s.eval()
@@ -111,6 +113,7 @@ def test_preactivation_shortcut_from_preactivated_input(write_spec) -> None:
     assert conv.bias is None and isinstance(conv, nn.Conv2d)
 
 
+@pytest.mark.filterwarnings("ignore::zoo.ZooWarning")
 def test_preactivation_identity_carries_the_raw_input(write_spec) -> None:
     model = _build(write_spec, "stages:\n  - {type: preact_basic, name: s, out: 3}\n")
     block = model.s.eval()
@@ -236,3 +239,28 @@ def test_concat_spatial_mismatch(write_spec) -> None:
     )
     assert p.path == "stages.0.branches.1"
     assert "concatenated branches must keep the same height and width" in p.message
+
+
+PREACT_NO_FINAL_NORM = """
+stages:
+  - {type: preact_basic, out: 8, depth: 2}
+  - {type: preact_basic, out: 16, depth: 2, stride: 2}
+head: [{type: adaptive_avgpool}, {type: flatten}, {type: linear, out: 10}]
+"""
+
+
+def test_preactivation_without_final_norm_warns_at_the_stage(write_spec) -> None:
+    path = write_spec(HEADER + PREACT_NO_FINAL_NORM)
+    with pytest.warns(zoo.ZooWarning) as caught:
+        zoo.build(path, device="meta")
+    problem = caught[0].message.problem
+    assert (problem.line, problem.path, problem.kind) == (6, "stages.1", "preact_final_norm")
+    assert "add {type: batchnorm} and {type: relu} before the head" in problem.message
+
+
+def test_preactivation_with_final_norm_is_quiet(write_spec) -> None:
+    fixed = PREACT_NO_FINAL_NORM.replace("head: [", "head: [{type: batchnorm}, {type: relu}, ")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        zoo.build(write_spec(HEADER + fixed), device="meta")
+        zoo.build("preact_resnet50", device="meta")

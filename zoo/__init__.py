@@ -7,7 +7,7 @@
 """
 
 from zoo.compiler import build
-from zoo.errors import ExitCode, Problem, ZooError
+from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
 from zoo.spec import ModelSpec, load_spec
 from zoo.trace import Row, Trace, trace
 
@@ -18,6 +18,7 @@ __all__ = [
     "Row",
     "Trace",
     "ZooError",
+    "ZooWarning",
     "build",
     "load_spec",
     "trace",

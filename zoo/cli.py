@@ -11,6 +11,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -18,7 +19,7 @@ from typing import Any, NoReturn
 from rich.console import Console
 from rich.table import Table
 
-from zoo.errors import ExitCode, Problem, ZooError
+from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
 
 EXIT_CODES = """\
 exit codes:
@@ -206,8 +207,11 @@ def _cmd_validate(args: argparse.Namespace, err: Console) -> int:
     status = ExitCode.OK
     for name in args.specs:
         try:
-            spec = load_spec(name)
-            result = trace(spec, depth=0)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ZooWarning)
+                spec = load_spec(name)
+                result = trace(spec, depth=0)
+            found = [w.message.problem for w in caught if isinstance(w.message, ZooWarning)]
             results.append(
                 {
                     "spec": name,
@@ -215,14 +219,21 @@ def _cmd_validate(args: argparse.Namespace, err: Console) -> int:
                     "params": result.params,
                     "macs": result.macs,
                     "problems": [],
+                    "warnings": [p.to_dict() for p in found],
                 }
             )
             if not args.json:
+                _report_warnings(found, err)
                 err.print(f"[green]ok[/] {name}: {result.params:,} parameters")
         except ZooError as exc:
             status = max(status, exc.exit_code)
             results.append(
-                {"spec": name, "ok": False, "problems": [p.to_dict() for p in exc.problems]}
+                {
+                    "spec": name,
+                    "ok": False,
+                    "problems": [p.to_dict() for p in exc.problems],
+                    "warnings": [],
+                }
             )
             if not args.json:
                 _report(exc, err)
@@ -285,6 +296,17 @@ _COMMANDS = {
 }
 
 
+def _report_warnings(problems: Sequence[Problem], err: Console) -> None:
+    for problem in problems:
+        err.print(
+            f"{problem.format()} [{problem.kind}]",
+            style="yellow",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 def _report(exc: ZooError, err: Console) -> None:
     for problem in exc.problems:
         line = problem.format()
@@ -307,7 +329,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = _stderr_console()
     try:
         args = _parser().parse_args(argv)
-        return int(_COMMANDS[args.command](args, err))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ZooWarning)
+            code = int(_COMMANDS[args.command](args, err))
+        # `validate` reports its own warnings next to each spec; others report them at the end
+        _report_warnings(
+            [w.message.problem for w in caught if isinstance(w.message, ZooWarning)], err
+        )
+        return code
     except ZooError as exc:
         if "--json" in (argv if argv is not None else sys.argv):
             print(json.dumps({"problems": [p.to_dict() for p in exc.problems]}))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -21,7 +22,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from zoo.blocks import Concat, Residual, ZooNet
-from zoo.errors import Problem, ZooError
+from zoo.errors import Problem, ZooError, ZooWarning
 from zoo.shapes import Shape, conv_out, fmt, pair, pool_out
 from zoo.spec import schema as s
 from zoo.spec.yaml_loader import Located, Path, dotted
@@ -37,6 +38,7 @@ class LayerRecord:
     params: int
     macs: int
     children: list[LayerRecord] = field(default_factory=list)
+    source: Path = ()  # where in the spec it comes from (stages.2), for located messages
 
 
 @dataclass
@@ -410,6 +412,7 @@ def build_items(
         used[name] = path
         module, record = build_node(node, shape, ctx, path)
         record.name = name
+        record.source = path
         named.append((name, module))
         records.append(record)
         shape = record.out
@@ -766,6 +769,7 @@ def compile_spec(
             named += section_named
             records += section_records
         model = ZooNet(named, spec.name, tuple(input_shape))
+    _warn_unnormalized_preactivation(records, ctx)
     if dtype is not None:
         model.to(dtype)
     if model_is_materialized(model):
@@ -773,6 +777,41 @@ def compile_spec(
     return Compiled(
         model, _record(spec.name, "model", model, shape, children=records), tuple(input_shape)
     )
+
+
+_PREACT = ("preact_basic", "preact_bottleneck")
+_NORMS = ("batchnorm", "conv_bn_act")
+
+
+def _unnormalized_preactivation(
+    records: Sequence[LayerRecord], pending: LayerRecord | None
+) -> LayerRecord | None:
+    """The spec-level preact stage left without a norm after it, walking in execution order."""
+    for record in records:
+        kind = record.type.split(" ")[0]
+        if kind in _PREACT:
+            # a stage repeated by `depth` is the thing to point at; its blocks have no source
+            pending = record if record.source else pending
+        elif record.type in _NORMS:
+            pending = None
+        else:
+            pending = _unnormalized_preactivation(record.children, pending)
+    return pending
+
+
+def _warn_unnormalized_preactivation(records: Sequence[LayerRecord], ctx: _Context) -> None:
+    """Pre-activation blocks end on a conv: without a norm after the last one, the head sees raw
+    conv outputs (He et al. 2016 and timm's resnetv2 add a final BN-ReLU; seed 003's net forgot it)."""
+    block = _unnormalized_preactivation(records, None)
+    if block is None:
+        return
+    problem = ctx.error(
+        block.source,
+        "the last pre-activation block is not followed by a norm: add {type: batchnorm} and "
+        "{type: relu} before the head, as pre-activation ResNets do",
+        "preact_final_norm",
+    ).problems[0]
+    warnings.warn(ZooWarning(problem), stacklevel=3)
 
 
 def model_is_materialized(model: nn.Module) -> bool:

@@ -58,3 +58,11 @@ class ZooError(Exception):
         self.problems = [problems] if isinstance(problems, Problem) else list(problems)
         self.exit_code = exit_code
         super().__init__("\n".join(p.format() for p in self.problems))
+
+
+class ZooWarning(UserWarning):
+    """A spec that compiles but is probably not what its author meant; carries a located Problem."""
+
+    def __init__(self, problem: Problem):
+        self.problem = problem
+        super().__init__(problem.format())

@@ -58,6 +58,17 @@ def parse_input(text: str) -> tuple[int, int, int, int]:
     return int(n or 1), int(c), int(h), int(w)
 
 
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a field, validated like the file (e.g. --set stages.2.depth=23); repeatable",
+    )
+
+
 def _parser() -> _Parser:
     parser = _Parser(
         prog="zoo",
@@ -97,6 +108,7 @@ def _parser() -> _Parser:
     build.add_argument(
         "--device", metavar="DEVICE", help="materialize the model on this device (cpu, cuda, ...)"
     )
+    _add_set(build)
 
     validate = sub.add_parser(
         "validate",
@@ -111,6 +123,18 @@ def _parser() -> _Parser:
     validate.add_argument(
         "--json", action="store_true", help="write results and problems as JSON to stdout"
     )
+    _add_set(validate)
+
+    resolve = sub.add_parser(
+        "resolve",
+        help="print the fully resolved spec (extends and --set applied) as YAML",
+        description="Resolve SPEC's extends: chain and --set overrides, validate the result, and "
+        "print it as plain YAML that builds the same model.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    resolve.add_argument("spec", metavar="SPEC", help="YAML path or shipped spec name")
+    _add_set(resolve)
 
     listing = sub.add_parser(
         "list",
@@ -141,7 +165,7 @@ def _cmd_build(args: argparse.Namespace, err: Console) -> int:
             Problem("--depth must be at least 1", "zoo", kind="usage"), ExitCode.USAGE_ERROR
         )
     dims = parse_input(args.input) if args.input else None
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, args.overrides)
     result = trace(
         spec, dims, depth=args.depth
     )  # validates shapes; costs nothing at any input size
@@ -209,7 +233,7 @@ def _cmd_validate(args: argparse.Namespace, err: Console) -> int:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ZooWarning)
-                spec = load_spec(name)
+                spec = load_spec(name, args.overrides)
                 result = trace(spec, depth=0)
             found = [w.message.problem for w in caught if isinstance(w.message, ZooWarning)]
             results.append(
@@ -281,6 +305,16 @@ def _cmd_list(args: argparse.Namespace, err: Console) -> int:
     return ExitCode.OK
 
 
+def _cmd_resolve(args: argparse.Namespace, err: Console) -> int:
+    from zoo.spec.load import resolve, resolved_yaml, validate
+    from zoo.trace import trace
+
+    located = resolve(args.spec, args.overrides)
+    trace(validate(located), depth=0)  # only a spec that builds is printed
+    sys.stdout.write(resolved_yaml(located))
+    return ExitCode.OK
+
+
 def _cmd_schema(args: argparse.Namespace, err: Console) -> int:
     from zoo.reference import json_schema_text
 
@@ -291,6 +325,7 @@ def _cmd_schema(args: argparse.Namespace, err: Console) -> int:
 _COMMANDS = {
     "build": _cmd_build,
     "validate": _cmd_validate,
+    "resolve": _cmd_resolve,
     "list": _cmd_list,
     "schema": _cmd_schema,
 }

@@ -21,11 +21,37 @@ SCHEMA_ID = "https://zoo.invalid/schemas/zoo-spec.schema.json"
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a spec file, for editor completion and hover docs."""
-    schema = ModelSpec.model_json_schema()
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
-    # The pydantic model is strict about extra keys; editors should flag them too.
-    schema["title"] = "zoo model spec"
-    return schema
+    full = ModelSpec.model_json_schema()
+    defs = full.pop("$defs")
+    extends = {
+        "type": "string",
+        "description": (
+            "Inherit from a shipped spec (by name) or a YAML file (relative path); this file's "
+            "mappings merge into the base, lists replace it, and {index: ...} mappings patch a list."
+        ),
+    }
+    # A variant (with `extends`) is a partial spec: same fields and hover docs, nothing required.
+    variant = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "extends": extends,
+            **{
+                name: {"description": prop.get("description", "")}
+                for name, prop in full["properties"].items()
+            },
+        },
+    }
+    full["properties"] = {"extends": extends, **full["properties"]}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "zoo model spec",
+        "if": {"type": "object", "required": ["extends"]},
+        "then": variant,
+        "else": full,
+        "$defs": defs,
+    }
 
 
 def json_schema_text() -> str:

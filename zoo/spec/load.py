@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from zoo.errors import ExitCode, Problem, ZooError
+from zoo.spec.inherit import apply_overrides, resolve_extends
 from zoo.spec.schema import LAYER_TYPES, ModelSpec
 from zoo.spec.yaml_loader import Located, load_yaml
 
@@ -78,10 +81,44 @@ def validate(located: Located) -> ModelSpec:
     return spec
 
 
-def load_spec(path_or_name: str | Path) -> ModelSpec:
-    """Load a spec by path or shipped name and validate it. Raises :class:`ZooError` on bad input."""
-    path = find_spec(path_or_name)
-    return validate(read_spec_file(path))
+def _find_base(ref: str, folder: Path) -> Path:
+    """An ``extends:`` target: a path relative to the extending file, else a shipped spec name."""
+    relative = folder / ref
+    if relative.is_file():
+        return relative
+    if Path(ref).suffix in (".yaml", ".yml") or "/" in ref:
+        raise ZooError(Problem(f"no such file: {relative}", kind="not_found"), ExitCode.IO_ERROR)
+    return find_spec(ref)
+
+
+def resolve(path_or_name: str | Path, overrides: Sequence[str] = ()) -> Located:
+    """Read a spec and resolve its ``extends:`` chain and ``--set`` overrides: plain located data."""
+    located = read_spec_file(find_spec(path_or_name))
+    located = resolve_extends(located, read_spec_file, _find_base)
+    return apply_overrides(located, overrides)
+
+
+def load_spec(path_or_name: str | Path, overrides: Sequence[str] = ()) -> ModelSpec:
+    """Load a spec by path or shipped name, resolve ``extends:`` and ``overrides``
+    (``["stages.2.depth=23"]``), and validate it. Raises :class:`ZooError` on bad input."""
+    return validate(resolve(path_or_name, overrides))
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes merged data without anchors/aliases (merges share objects; readers want them inline)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def resolved_yaml(located: Located) -> str:
+    """The fully resolved spec as YAML: no ``extends``, every inherited value written out."""
+    header = "# yaml-language-server: $schema=https://zoo.invalid/schemas/zoo-spec.schema.json\n"
+    header += f"# resolved from {located.file}\n"
+    body = yaml.dump(
+        located.data, Dumper=_PlainDumper, sort_keys=False, default_flow_style=None, width=100
+    )
+    return header + body
 
 
 # --------------------------------------------------------------------------- pydantic -> Problem

@@ -18,6 +18,7 @@ import yaml
 from zoo.errors import Problem, ZooError
 
 Path = tuple[str | int, ...]
+Mark = tuple[str, int, int]  # file, 1-based line, 1-based column
 
 MAX_BYTES = 1_000_000  # shipped specs are ~1 KB; a megabyte of YAML is not a model spec
 MAX_NODES = 100_000  # counted after alias expansion, so a "billion laughs" stops here
@@ -54,25 +55,29 @@ _SpecLoader.add_implicit_resolver(
 
 @dataclass
 class Located:
-    """Plain data read from YAML, with the position of every key and value in it."""
+    """Plain data read from YAML, with the position of every key and value in it.
+
+    After ``extends:`` is resolved, one Located holds data from several files: each mark names its
+    own file, so an error in an inherited field points into the base spec.
+    """
 
     data: Any
     file: str
-    key_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
-    value_marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Path, Mark] = field(default_factory=dict)
+    value_marks: dict[Path, Mark] = field(default_factory=dict)
 
-    def position(self, path: Path, *, at_key: bool = False) -> tuple[int | None, int | None]:
-        """1-based ``(line, col)`` of ``path`` (its key or its value), else of its nearest ancestor."""
+    def position(self, path: Path, *, at_key: bool = False) -> tuple[str, int | None, int | None]:
+        """``(file, line, col)`` of ``path`` (its key or its value), else of its nearest ancestor."""
         marks = (self.key_marks, self.value_marks) if at_key else (self.value_marks, self.key_marks)
         for n in range(len(path), -1, -1):
             for table in marks:
                 if path[:n] in table:
                     return table[path[:n]]
-        return None, None
+        return self.file, None, None
 
     def problem(self, path: Path, message: str, kind: str, *, at_key: bool = False) -> Problem:
-        line, col = self.position(path, at_key=at_key)
-        return Problem(message, self.file, line, col, dotted(path), kind)
+        file, line, col = self.position(path, at_key=at_key)
+        return Problem(message, file, line, col, dotted(path), kind)
 
 
 def dotted(path: Path) -> str:
@@ -80,7 +85,7 @@ def dotted(path: Path) -> str:
     return ".".join(str(p) for p in path)
 
 
-def _mark(node: yaml.Node) -> tuple[int, int]:
+def _line_col(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
@@ -105,7 +110,7 @@ class _Builder:
             raise ZooError(
                 self.located.problem(path, f"nesting deeper than {MAX_DEPTH} levels", "yaml")
             )
-        self.located.value_marks.setdefault(path, _mark(node))
+        self.located.value_marks.setdefault(path, (self.located.file, *_line_col(node)))
         if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_COLLECTION_TAGS:
             # Scalars go through SafeLoader's constructors, which refuse unknown tags; collections
             # are walked here, so their tags are checked here.
@@ -113,7 +118,7 @@ class _Builder:
                 Problem(
                     f"tag {node.tag!r} is not allowed; specs are plain YAML mappings, lists and scalars",
                     self.located.file,
-                    *_mark(node),
+                    *_line_col(node),
                     dotted(path),
                     "yaml",
                 )
@@ -133,12 +138,12 @@ class _Builder:
                     )
                 child = (*path, key)
                 if key in out and key not in merged:
-                    first = self.located.key_marks[child]
+                    first = self.located.key_marks[child][1:]
                     raise ZooError(
                         Problem(
                             f"duplicate key {key!r} (first defined at line {first[0]}); remove one of them",
                             self.located.file,
-                            *_mark(key_node),
+                            *_line_col(key_node),
                             dotted(child),
                             "duplicate_key",
                         )
@@ -147,7 +152,7 @@ class _Builder:
                     merged.discard(key)
                 else:
                     merged.add(key)
-                self.located.key_marks[child] = _mark(key_node)
+                self.located.key_marks[child] = (self.located.file, *_line_col(key_node))
                 self.located.value_marks.pop(child, None)
                 out[key] = self.build(value_node, child)
             return out

@@ -1,0 +1,208 @@
+"""Variants by inheritance (``extends:``) and command-line overrides (``--set a.b=c``).
+
+Merge rules, applied to the plain data before validation:
+
+- a **mapping** merges into the base mapping key by key (recursively);
+- a **list** replaces the base list whole;
+- a **mapping with integer keys** given where the base has a list patches that list by index
+  (``stages: {2: {depth: 23}}`` changes the depth of the third stage; ``-1`` is the last item);
+- anything else (a scalar, or a different kind of value) replaces the base value.
+
+Every value keeps the position of the file it came from, so errors point into the right file.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from pathlib import Path as FilePath
+from typing import Any
+
+from zoo.errors import ExitCode, Problem, ZooError
+from zoo.spec.yaml_loader import Located, Path, dotted, load_yaml
+
+MAX_EXTENDS_DEPTH = 16
+
+
+def resolve_extends(located: Located, read: Any, find: Any, chain: Sequence[str] = ()) -> Located:
+    """Resolve ``extends:`` recursively. ``read(path) -> Located`` and ``find(ref, relative_to)``
+    are injected by the loader, so this module stays free of file-system policy."""
+    data = located.data
+    if not isinstance(data, dict) or "extends" not in data:
+        return located
+    ref = data["extends"]
+    if not isinstance(ref, str) or not ref:
+        raise ZooError(
+            located.problem(
+                ("extends",), "extends must be a spec name or a relative path", "extends"
+            )
+        )
+    chain = (*chain, str(FilePath(located.file).resolve()))
+    if len(chain) > MAX_EXTENDS_DEPTH:
+        raise ZooError(
+            located.problem(
+                ("extends",), f"more than {MAX_EXTENDS_DEPTH} levels of extends", "extends"
+            )
+        )
+    try:
+        base_file = find(ref, FilePath(located.file).parent)
+    except ZooError as exc:
+        message = exc.problems[0].message
+        raise ZooError(
+            located.problem(("extends",), f"base spec not found: {message}", "extends")
+        ) from None
+    if str(base_file.resolve()) in chain:
+        cycle = " -> ".join(FilePath(f).name for f in (*chain, str(base_file.resolve())))
+        raise ZooError(located.problem(("extends",), f"extends cycle: {cycle}", "extends"))
+    base = resolve_extends(read(base_file), read, find, chain)
+    if not isinstance(base.data, dict):
+        raise ZooError(
+            located.problem(("extends",), f"base spec {ref!r} is not a mapping", "extends")
+        )
+    merged = Located(
+        copy.deepcopy(base.data), located.file, dict(base.key_marks), dict(base.value_marks)
+    )
+    overlay = {k: v for k, v in data.items() if k != "extends"}
+    _merge_mapping(merged, merged.data, overlay, located, ())
+    return merged
+
+
+def _take_marks(target: Located, source: Located, path: Path) -> None:
+    """``path`` now holds ``source``'s value: drop the base's marks below it, copy the source's."""
+    n = len(path)
+    for table, source_table in (
+        (target.key_marks, source.key_marks),
+        (target.value_marks, source.value_marks),
+    ):
+        for key in [k for k in table if k[:n] == path and len(k) > n]:
+            del table[key]
+        table.update({k: v for k, v in source_table.items() if k[:n] == path})
+
+
+def _merge_mapping(
+    target: Located, base: dict[Any, Any], overlay: dict[Any, Any], source: Located, path: Path
+) -> None:
+    for key, value in overlay.items():
+        child = (*path, key)
+        current = base.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            _merge_mapping(target, current, value, source, child)
+            _take_key_mark(target, source, child)
+        elif isinstance(value, dict) and isinstance(current, list):
+            _patch_list(target, current, value, source, child)
+            _take_key_mark(target, source, child)
+        else:
+            base[key] = copy.deepcopy(value)
+            _take_marks(target, source, child)
+
+
+def _take_key_mark(target: Located, source: Located, path: Path) -> None:
+    if path in source.key_marks:
+        target.key_marks[path] = source.key_marks[path]
+
+
+def _patch_list(
+    target: Located, base: list[Any], patch: dict[Any, Any], source: Located, path: Path
+) -> None:
+    for index, value in patch.items():
+        where = (*path, index)
+        if not isinstance(index, int) or isinstance(index, bool):
+            raise ZooError(
+                source.problem(
+                    where,
+                    f"{dotted(path)} is a list in the base spec: patch it by index ({{2: {{depth: 23}}}}) "
+                    "or replace it with a list",
+                    "extends",
+                    at_key=True,
+                )
+            )
+        if not -len(base) <= index < len(base):
+            raise ZooError(
+                source.problem(
+                    where,
+                    f"index {index} is out of range: the base list has {len(base)} items",
+                    "extends",
+                    at_key=True,
+                )
+            )
+        position = index % len(base)
+        if isinstance(value, dict) and isinstance(base[position], dict):
+            # marks are kept under the index as written; normalize negative indices first
+            if index < 0:
+                source = _renumbered(source, where, (*path, position))
+            _merge_mapping(target, base[position], value, source, (*path, position))
+        else:
+            base[position] = copy.deepcopy(value)
+            _take_marks(target, _renumbered(source, where, (*path, position)), (*path, position))
+
+
+def _renumbered(source: Located, old: Path, new: Path) -> Located:
+    n = len(old)
+
+    def move(table: dict[Path, Any]) -> dict[Path, Any]:
+        return {(new + k[n:] if k[:n] == old else k): v for k, v in table.items()}
+
+    return Located(source.data, source.file, move(source.key_marks), move(source.value_marks))
+
+
+# --------------------------------------------------------------------------- --set overrides
+def apply_overrides(located: Located, overrides: Sequence[str]) -> Located:
+    """Apply ``a.b.2.c=value`` overrides in order; values are YAML scalars or flow collections."""
+    for text in overrides:
+        dotted_path, sep, raw = text.partition("=")
+        if not sep or not dotted_path.strip():
+            raise ZooError(
+                Problem(
+                    f"expected PATH=VALUE, e.g. stages.2.depth=23; got {text!r}",
+                    "--set",
+                    kind="usage",
+                ),
+                ExitCode.USAGE_ERROR,
+            )
+        value_doc = load_yaml(raw, f"--set {dotted_path}")
+        path = tuple(
+            int(p) if p.lstrip("-").isdigit() else p for p in dotted_path.strip().split(".")
+        )
+        _set(located, path, value_doc, text)
+    return located
+
+
+def _set(located: Located, path: Path, value_doc: Located, text: str) -> None:
+    def fail(message: str) -> ZooError:
+        return ZooError(
+            Problem(message, "--set", path=dotted(path), kind="override"), ExitCode.USAGE_ERROR
+        )
+
+    if not isinstance(located.data, dict):
+        raise fail("the spec is not a mapping")
+    parent: Any = located.data
+    for depth, key in enumerate(path[:-1]):
+        here = dotted(path[: depth + 1])
+        if isinstance(parent, dict):
+            if key not in parent:
+                parent[key] = {}
+            parent = parent[key]
+        elif isinstance(parent, list):
+            if not isinstance(key, int) or not -len(parent) <= key < len(parent):
+                raise fail(
+                    f"no item {here}: the list {dotted(path[:depth])} has {len(parent)} items"
+                )
+            parent = parent[key]
+        else:
+            raise fail(
+                f"{dotted(path[:depth])} is a {type(parent).__name__}, not a mapping or list"
+            )
+    last = path[-1]
+    if isinstance(parent, list):
+        if not isinstance(last, int) or not -len(parent) <= last < len(parent):
+            raise fail(f"no such item: the list {dotted(path[:-1])} has {len(parent)} items")
+        last = last % len(parent)
+    elif not isinstance(parent, dict):
+        raise fail(f"{dotted(path[:-1])} is a {type(parent).__name__}, not a mapping or list")
+    parent[last] = value_doc.data
+    full = (*path[:-1], last)
+    mark = ("--set", None, None)
+    located.value_marks = {k: v for k, v in located.value_marks.items() if k[: len(full)] != full}
+    located.key_marks = {k: v for k, v in located.key_marks.items() if k[: len(full)] != full}
+    located.key_marks[full] = mark  # type: ignore[assignment]
+    located.value_marks[full] = mark  # type: ignore[assignment]

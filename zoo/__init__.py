@@ -8,11 +8,13 @@
 
 from zoo.compiler import build
 from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
+from zoo.plugins import LayerSpec, register_layer
 from zoo.spec import ModelSpec, load_spec
 from zoo.trace import Row, Trace, trace
 
 __all__ = [
     "ExitCode",
+    "LayerSpec",
     "ModelSpec",
     "Problem",
     "Row",
@@ -21,6 +23,7 @@ __all__ = [
     "ZooWarning",
     "build",
     "load_spec",
+    "register_layer",
     "trace",
 ]
 __version__ = "0.1.0"

@@ -350,6 +350,31 @@ def _identity(spec: s.Identity, shape: Shape, ctx: _Context, path: Path) -> Buil
     return module, _record("", "identity", module, shape)
 
 
+# --------------------------------------------------------------------------- plugin layers
+def register_plugin_builder(
+    spec_cls: type[BaseModel], builder: Callable[[Any, Shape], nn.Module]
+) -> None:
+    """Wrap a plugin's ``builder(spec, in_shape) -> nn.Module`` as a layer builder."""
+    from zoo.plugins import measure
+
+    def build(spec: Any, shape: Shape, ctx: _Context, path: Path) -> Built:
+        try:
+            with torch.device("meta"):  # shapes and MACs from one forward that allocates nothing
+                out, macs = measure(builder(spec, shape), shape)
+            module = builder(spec, shape)
+        except ZooError:
+            raise
+        except Exception as exc:
+            raise ctx.error(
+                path, f"{spec.type} cannot take a {fmt(shape)} input: {exc}", "plugin"
+            ) from None
+        # a plugin module is one row: its parameters include its submodules'
+        record = LayerRecord("", spec.type, out, sum(p.numel() for p in module.parameters()), macs)
+        return module, record
+
+    _LAYER_BUILDERS[spec_cls] = build
+
+
 # --------------------------------------------------------------------------- node lists
 def build_node(spec: Any, shape: Shape, ctx: _Context, path: Path) -> Built:
     """Build any layer or block spec from ``shape``; the record's name is filled in by the caller."""

@@ -19,9 +19,27 @@ from zoo.spec.schema import InputSpec, ModelSpec, Shortcut
 SCHEMA_ID = "https://zoo.invalid/schemas/zoo-spec.schema.json"
 
 
+def _node_union(node: Any, mapping: dict[str, str]) -> Any:
+    """Rewrite each layer union for editors: drop the plugin member (it accepts anything, which would
+    make every `oneOf` ambiguous) and name the `type` discriminator, so completion offers the tags."""
+    if isinstance(node, dict):
+        if "oneOf" in node and {} in node["oneOf"]:
+            members = [m for m in node["oneOf"] if m != {}]
+            return {
+                **node,
+                "oneOf": members,
+                "discriminator": {"propertyName": "type", "mapping": mapping},
+            }
+        return {k: _node_union(v, mapping) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_node_union(v, mapping) for v in node]
+    return node
+
+
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a spec file, for editor completion and hover docs."""
-    full = ModelSpec.model_json_schema()
+    mapping = {tag: f"#/$defs/{model.__name__}" for tag, model in MODEL_BY_TYPE.items()}
+    full = _node_union(ModelSpec.model_json_schema(), mapping)
     defs = full.pop("$defs")
     extends = {
         "type": "string",

@@ -12,12 +12,23 @@ from pydantic import BaseModel, ValidationError
 
 from zoo.errors import ExitCode, Problem, ZooError
 from zoo.spec.inherit import apply_overrides, resolve_extends
-from zoo.spec.schema import LAYER_TYPES, ModelSpec
+from zoo.spec.schema import BUILTIN_TYPES, PLUGIN_TYPES, ModelSpec
 from zoo.spec.yaml_loader import Located, load_yaml
 
 MODEL_BY_TYPE: dict[str, type[BaseModel]] = {
-    get_args(model.model_fields["type"].annotation)[0]: model for model in LAYER_TYPES
+    get_args(model.model_fields["type"].annotation)[0]: model for model in BUILTIN_TYPES
 }
+"""The built-in spec models by ``type`` tag (plugins add theirs to ``PLUGIN_TYPES``)."""
+
+
+def model_for_type(tag: str) -> type[BaseModel] | None:
+    """The spec model of a ``type`` tag, built-in or registered by a plugin."""
+    return MODEL_BY_TYPE.get(tag) or PLUGIN_TYPES.get(tag)
+
+
+def known_types() -> list[str]:
+    """Every valid ``type`` tag, sorted."""
+    return sorted({*MODEL_BY_TYPE, *PLUGIN_TYPES})
 
 
 def shipped_specs_dir() -> Path:
@@ -93,6 +104,9 @@ def _find_base(ref: str, folder: Path) -> Path:
 
 def resolve(path_or_name: str | Path, overrides: Sequence[str] = ()) -> Located:
     """Read a spec and resolve its ``extends:`` chain and ``--set`` overrides: plain located data."""
+    from zoo.plugins import load_entry_points
+
+    load_entry_points()  # installed packages may define types this spec uses
     located = read_spec_file(find_spec(path_or_name))
     located = resolve_extends(located, read_spec_file, _find_base)
     return apply_overrides(located, overrides)
@@ -132,7 +146,9 @@ def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[tuple[str | int, ...],
         ):
             parent, current = current, current[item]
             path.append(item)
-        elif isinstance(item, str) and (item in MODEL_BY_TYPE or "[" in item or item == "list"):
+        elif isinstance(item, str) and (
+            model_for_type(item) or item in ("plugin", "list") or "[" in item
+        ):
             continue  # a tag pydantic adds for the union member it tried
         else:
             parent, current = current, None
@@ -143,8 +159,8 @@ def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[tuple[str | int, ...],
 def _model_at(parent: Any) -> type[BaseModel] | None:
     if isinstance(parent, dict):
         kind = parent.get("type")
-        if isinstance(kind, str) and kind in MODEL_BY_TYPE:
-            return MODEL_BY_TYPE[kind]
+        if isinstance(kind, str) and model_for_type(kind):
+            return model_for_type(kind)
         if "type" not in parent:
             return ModelSpec
     return None
@@ -159,7 +175,7 @@ def _problems(exc: ValidationError, located: Located) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[str] = set()
     for error in exc.errors(include_url=False):
-        path, parent, _ = _strip_tags(error["loc"], located.data)
+        path, parent, value = _strip_tags(error["loc"], located.data)
         kind, message, at_key = error["type"], error["msg"], False
         if kind == "extra_forbidden":
             model = _model_at(parent)
@@ -170,12 +186,17 @@ def _problems(exc: ValidationError, located: Located) -> list[Problem]:
             at_key = True
         elif kind == "missing":
             message = f"missing required field '{path[-1]}'"
-        elif kind == "union_tag_invalid":
-            tag = error["ctx"]["tag"]
-            message = f"unknown type {tag!r}; {_suggest(tag, sorted(MODEL_BY_TYPE))}"
-            path = (*path, "type")
-        elif kind == "union_tag_not_found":
-            message = f"missing 'type'; one of: {', '.join(sorted(MODEL_BY_TYPE))}"
+        elif (
+            kind in ("union_tag_invalid", "union_tag_not_found")
+            and isinstance(value, dict)
+            and "type" in value
+        ):
+            tag = value["type"]
+            message = f"unknown type {tag!r}; {_suggest(str(tag), known_types())}"
+            path, kind = (*path, "type"), "unknown_type"
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            message = f"missing 'type'; one of: {', '.join(known_types())}"
+            kind = "missing_type"
         elif kind == "value_error":
             message = message.removeprefix("Value error, ")
         problem = located.problem(path, message, kind, at_key=at_key)

@@ -9,16 +9,19 @@ each type mirrors, so a layer ported from tutorial code keeps its meaning.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, Union, get_args
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     NonNegativeInt,
+    PlainValidator,
     PositiveInt,
     PrivateAttr,
     StrictBool,
+    Tag,
     model_validator,
 )
 
@@ -405,36 +408,75 @@ class Inception(_Repeatable):
     )
 
 
+BUILTIN_TYPES: tuple[type[BaseModel], ...] = (
+    Conv,
+    ConvBnAct,
+    BatchNorm,
+    ReLU,
+    ReLU6,
+    LeakyReLU,
+    GELU,
+    SiLU,
+    Hardswish,
+    Sigmoid,
+    Tanh,
+    MaxPool,
+    AvgPool,
+    AdaptiveAvgPool,
+    AdaptiveMaxPool,
+    Flatten,
+    Linear,
+    Dropout,
+    Identity,
+    Sequential,
+    Repeat,
+    Residual,
+    Basic,
+    Bottleneck,
+    PreActBasic,
+    PreActBottleneck,
+    Concat,
+    Inception,
+)
+"""Every built-in spec model selectable by ``type``, in the order the docs list them."""
+
+PLUGIN_TYPES: dict[str, type[BaseModel]] = {}
+"""Spec models registered by plugins (``zoo.register_layer``), by their ``type`` tag."""
+
+
+def _type_tag(model: type[BaseModel]) -> str:
+    return get_args(model.model_fields["type"].annotation)[0]
+
+
+_BUILTIN_TAGS = frozenset(_type_tag(m) for m in BUILTIN_TYPES)
+
+
+def _node_tag(value: Any) -> str | None:
+    """Which union member validates ``value``: its own type tag, 'plugin', or None (unknown type)."""
+    tag = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if tag in _BUILTIN_TAGS:
+        return tag
+    if tag in PLUGIN_TYPES:
+        return "plugin"
+    return None
+
+
+def _validate_plugin(value: Any) -> BaseModel:
+    if isinstance(value, BaseModel):
+        return value
+    return PLUGIN_TYPES[value["type"]].model_validate(value)
+
+
+# A discriminated union on `type`: built-in types validate as themselves, plugin types through
+# the registry, so registering a type needs no change to the models that contain nodes.
 Node = Annotated[
-    Conv
-    | ConvBnAct
-    | BatchNorm
-    | ReLU
-    | ReLU6
-    | LeakyReLU
-    | GELU
-    | SiLU
-    | Hardswish
-    | Sigmoid
-    | Tanh
-    | MaxPool
-    | AvgPool
-    | AdaptiveAvgPool
-    | AdaptiveMaxPool
-    | Flatten
-    | Linear
-    | Dropout
-    | Identity
-    | Sequential
-    | Repeat
-    | Residual
-    | Basic
-    | Bottleneck
-    | PreActBasic
-    | PreActBottleneck
-    | Concat
-    | Inception,
-    Field(discriminator="type"),
+    Union[
+        (
+            *(Annotated[m, Tag(_type_tag(m))] for m in BUILTIN_TYPES),
+            Annotated[Any, PlainValidator(_validate_plugin), Tag("plugin")],
+        )
+    ],
+    Discriminator(_node_tag),
 ]
 
 
@@ -482,6 +524,3 @@ class ModelSpec(_Spec):
 
 for _model in (Sequential, Repeat, Residual, Concat, ModelSpec):
     _model.model_rebuild()
-
-LAYER_TYPES: tuple[type[BaseModel], ...] = get_args(get_args(Node)[0])
-"""Every spec model selectable by ``type``, in the order the docs list them."""

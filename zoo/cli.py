@@ -108,6 +108,9 @@ def _parser() -> _Parser:
     build.add_argument(
         "--device", metavar="DEVICE", help="materialize the model on this device (cpu, cuda, ...)"
     )
+    build.add_argument(
+        "--force", action="store_true", help="materialize even above the 8 GiB weight-memory limit"
+    )
     _add_set(build)
 
     validate = sub.add_parser(
@@ -155,7 +158,7 @@ def _parser() -> _Parser:
 
 # --------------------------------------------------------------------------- commands
 def _cmd_build(args: argparse.Namespace, err: Console) -> int:
-    from zoo.compiler import compile_spec
+    from zoo.compiler import check_weight_memory, compile_spec
     from zoo.render import human, shape_text, trace_table, trace_tree
     from zoo.spec import load_spec
     from zoo.trace import trace
@@ -171,6 +174,7 @@ def _cmd_build(args: argparse.Namespace, err: Console) -> int:
     )  # validates shapes; costs nothing at any input size
     if args.output or args.device:
         device = args.device or "cpu"
+        check_weight_memory(result.params, None, args.force)
         try:
             compiled = compile_spec(spec, result.input[1:], device=device)
         except (RuntimeError, AssertionError) as exc:  # e.g. CUDA asked for on a machine without it

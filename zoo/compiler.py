@@ -53,12 +53,27 @@ class Compiled:
 @dataclass
 class _Context:
     located: Located | None
+    layers: int = 0  # built so far, against MAX_LAYERS
+
+    def count_layer(self, path: Path) -> None:
+        self.layers += 1
+        if self.layers > MAX_LAYERS:
+            raise self.error(
+                path,
+                f"the network has more than {MAX_LAYERS:,} layers; reduce `depth` or `times`",
+                "too_large",
+            )
 
     def error(self, path: Path, message: str, kind: str = "shape") -> ZooError:
         if self.located is not None:
             return ZooError(self.located.problem(path, message, kind))
         return ZooError(Problem(message, path=dotted(path), kind=kind))
 
+
+MAX_LAYERS = (
+    100_000  # ResNet-152 has ~500; past this a spec is a mistake, and building it takes minutes
+)
+MAX_WEIGHT_BYTES = 8 * 2**30  # materializing more needs force=True (VGG-16 is 0.55 GB in float32)
 
 Built = tuple[nn.Module, LayerRecord]
 SpecT = TypeVar("SpecT", bound=BaseModel)
@@ -378,6 +393,7 @@ def register_plugin_builder(
 # --------------------------------------------------------------------------- node lists
 def build_node(spec: Any, shape: Shape, ctx: _Context, path: Path) -> Built:
     """Build any layer or block spec from ``shape``; the record's name is filled in by the caller."""
+    ctx.count_layer(path)
     cls = type(spec)
     if cls in _LAYER_BUILDERS:
         return _LAYER_BUILDERS[cls](spec, shape, ctx, path)
@@ -406,13 +422,17 @@ def _build_repeated(spec: Any, shape: Shape, ctx: _Context, path: Path) -> Built
 Item = tuple[Any, Path]  # a node and its path in the spec
 
 
-def expand(nodes: Sequence[Any], path: Path) -> list[Item]:
+def expand(nodes: Sequence[Any], path: Path, ctx: _Context | None = None) -> list[Item]:
     """Inline every ``repeat`` (recursively): a flat list of (node, spec path) pairs."""
     items: list[Item] = []
     for i, node in enumerate(nodes):
         if isinstance(node, s.Repeat):
-            for _ in range(node.times):
-                items += expand(node.layers, (*path, i, "layers"))
+            inner = expand(node.layers, (*path, i, "layers"), ctx)
+            if ctx is not None and len(inner) * node.times > MAX_LAYERS:
+                raise ctx.error(
+                    (*path, i, "times"), f"repeats to more than {MAX_LAYERS:,} layers", "too_large"
+                )
+            items += inner * node.times
         else:
             items.append((node, (*path, i)))
     return items
@@ -452,7 +472,7 @@ def build_list(
     default_name: Callable[[int], str],
 ) -> tuple[list[tuple[str, nn.Module]], list[LayerRecord], Shape]:
     """Build a list of nodes in sequence (``repeat`` inlined); unnamed ones get ``default_name(position)``."""
-    return build_items(expand(nodes, path), shape, ctx, default_name)
+    return build_items(expand(nodes, path, ctx), shape, ctx, default_name)
 
 
 def _sequential(named: Sequence[tuple[str, nn.Module]]) -> nn.Sequential:
@@ -544,7 +564,7 @@ def _residual(
     spec: s.Residual, shape: Shape, ctx: _Context, path: Path, first: bool, type_: str = "residual"
 ) -> Built:
     stride = pair(spec.stride) if first else (1, 1)
-    body = expand(spec.body, (*path, "body"))
+    body = expand(spec.body, (*path, "body"), ctx)
     at = _stride_index(spec, body, ctx, path)
     if stride != (1, 1):
         if at is None:
@@ -871,13 +891,31 @@ def build(
     device: torch.device | str | None = None,
     input_shape: Shape | None = None,
     dtype: torch.dtype | None = None,
+    force: bool = False,
 ) -> ZooNet:
     """Build the ``nn.Module`` of a spec (object, YAML path or shipped name).
 
     ``device`` may be ``"cpu"``, ``"cuda"`` or ``"meta"`` (shapes only, no memory);
     ``input_shape`` (C, H, W) overrides the spec's input, which decides the inferred sizes.
+    The spec is compiled on the meta device first: a model whose weights would take more than
+    ``MAX_WEIGHT_BYTES`` (8 GiB) is refused before any memory is allocated, unless ``force``.
     """
     from zoo.spec import load_spec
 
     spec = spec_or_path if isinstance(spec_or_path, s.ModelSpec) else load_spec(spec_or_path)
+    if torch.device(device or "cpu").type != "meta":
+        check_weight_memory(compile_spec(spec, input_shape, "meta").record.params, dtype, force)
     return compile_spec(spec, input_shape, device, dtype).model
+
+
+def check_weight_memory(params: int, dtype: torch.dtype | None, force: bool) -> None:
+    """Refuse to materialize more than ``MAX_WEIGHT_BYTES`` of weights unless forced."""
+    size = params * (dtype or torch.get_default_dtype()).itemsize
+    if size > MAX_WEIGHT_BYTES and not force:
+        raise ZooError(
+            Problem(
+                f"the weights would take {size / 2**30:,.1f} GiB ({params:,} parameters), more than the "
+                f"{MAX_WEIGHT_BYTES // 2**30} GiB limit; pass force=True (--force) to build it anyway",
+                kind="too_large",
+            )
+        )

@@ -27,6 +27,10 @@ from pydantic import (
 
 # YAML gives real booleans for true/false; strict, so a stray string ("on", "yes") is an error.
 Bool = StrictBool
+# Upper bounds refuse absurd specs at validation, before anything is built.
+MAX_CHANNELS = 2**20
+MAX_REPEAT = 1000
+Channels = Annotated[int, Field(gt=0, le=MAX_CHANNELS)]
 IntPair = PositiveInt | tuple[PositiveInt, PositiveInt]
 NonNegPair = NonNegativeInt | tuple[NonNegativeInt, NonNegativeInt]
 ModuleName = Annotated[
@@ -54,7 +58,7 @@ class Conv(_Named):
     """``nn.Conv2d``; ``in_channels`` is inferred. Defaults are PyTorch's (no padding, with bias)."""
 
     type: Literal["conv"] = Field(description="A 2-D convolution (nn.Conv2d).")
-    out: PositiveInt = Field(description="Output channels.")
+    out: Channels = Field(description="Output channels.")
     kernel: IntPair = Field(description="Kernel size: an int or [height, width].")
     stride: IntPair = Field(1, description="Stride: an int or [height, width].")
     padding: NonNegPair | Literal["same"] = Field(
@@ -74,7 +78,7 @@ class ConvBnAct(_Named):
     """
 
     type: Literal["conv_bn_act"] = Field(description="Conv + BatchNorm + activation shorthand.")
-    out: PositiveInt = Field(description="Output channels.")
+    out: Channels = Field(description="Output channels.")
     kernel: IntPair = Field(description="Kernel size: an int or [height, width].")
     stride: IntPair = Field(1, description="Stride: an int or [height, width].")
     padding: NonNegPair | None = Field(
@@ -182,7 +186,7 @@ class Linear(_Named):
     """``nn.Linear``; ``in_features`` is inferred from the flattened input."""
 
     type: Literal["linear"] = Field(description="A fully connected layer (nn.Linear).")
-    out: PositiveInt = Field(description="Output features.")
+    out: Channels = Field(description="Output features.")
     bias: Bool = Field(True, description="Learn an additive bias.")
 
 
@@ -202,7 +206,7 @@ class Identity(_Named):
 
 # --------------------------------------------------------------------------- containers and blocks
 class _Repeatable(_Named):
-    depth: PositiveInt | None = Field(
+    depth: Annotated[int, Field(gt=0, le=MAX_REPEAT)] | None = Field(
         None,
         description=(
             "Repeat the block: an nn.Sequential of `depth` copies named 0..depth-1 (torchvision's "
@@ -230,7 +234,9 @@ class Repeat(_Spec):
     type: Literal["repeat"] = Field(
         description="Inline its layers `times` times into the enclosing list."
     )
-    times: PositiveInt = Field(description="How many times to repeat the layers.")
+    times: Annotated[int, Field(gt=0, le=MAX_REPEAT)] = Field(
+        description="How many times to repeat the layers."
+    )
     layers: list[Node] = Field(
         min_length=1, description="The layers to repeat (unnamed, or names clash)."
     )
@@ -304,7 +310,7 @@ class Basic(_Residual):
     """ResNet basic block (torchvision ``BasicBlock``): conv3x3-bn-relu-conv3x3-bn, add, relu."""
 
     type: Literal["basic"] = Field(description="ResNet basic block (two 3x3 convs).")
-    out: PositiveInt = Field(description="Output channels of every block.")
+    out: Channels = Field(description="Output channels of every block.")
     eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
     bias: Bool = Field(
         False,
@@ -320,8 +326,8 @@ class Bottleneck(_Residual):
     """
 
     type: Literal["bottleneck"] = Field(description="ResNet bottleneck block (1x1, 3x3, 1x1).")
-    out: PositiveInt = Field(description="Output channels of every block.")
-    width: PositiveInt | None = Field(
+    out: Channels = Field(description="Output channels of every block.")
+    width: Channels | None = Field(
         None, description="Channels of the inner 1x1/3x3 convs; default out/expansion."
     )
     expansion: PositiveInt = Field(4, description="out / width when width is not given.")
@@ -344,7 +350,7 @@ class PreActBasic(_Residual):
     """
 
     type: Literal["preact_basic"] = Field(description="Pre-activation basic block.")
-    out: PositiveInt = Field(description="Output channels of every block.")
+    out: Channels = Field(description="Output channels of every block.")
     eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
     shortcut: Shortcut = Field(
         default_factory=lambda: Shortcut(kind="conv", bias=False, name="downsample.conv"),
@@ -359,8 +365,8 @@ class PreActBottleneck(_Residual):
     """Pre-activation bottleneck (timm ``PreActBottleneck``), stride on the 3x3 conv."""
 
     type: Literal["preact_bottleneck"] = Field(description="Pre-activation bottleneck block.")
-    out: PositiveInt = Field(description="Output channels of every block.")
-    width: PositiveInt | None = Field(None, description="Inner channels; default out/expansion.")
+    out: Channels = Field(description="Output channels of every block.")
+    width: Channels | None = Field(None, description="Inner channels; default out/expansion.")
     expansion: PositiveInt = Field(4, description="out / width when width is not given.")
     groups: PositiveInt = Field(1, description="Groups of the 3x3 conv.")
     eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
@@ -394,15 +400,15 @@ class Inception(_Repeatable):
     """GoogLeNet Inception block (torchvision ``Inception``): four conv-bn-relu branches, concatenated."""
 
     type: Literal["inception"] = Field(description="GoogLeNet Inception block.")
-    b1: PositiveInt = Field(description="Channels of the 1x1 branch (branch1).")
-    b3_reduce: PositiveInt = Field(description="1x1 reduction before the 3x3 conv (branch2).")
-    b3: PositiveInt = Field(description="Channels of the 3x3 conv (branch2).")
-    b5_reduce: PositiveInt = Field(description="1x1 reduction before the 'five' conv (branch3).")
-    b5: PositiveInt = Field(description="Channels of the 'five' conv (branch3).")
+    b1: Channels = Field(description="Channels of the 1x1 branch (branch1).")
+    b3_reduce: Channels = Field(description="1x1 reduction before the 3x3 conv (branch2).")
+    b3: Channels = Field(description="Channels of the 3x3 conv (branch2).")
+    b5_reduce: Channels = Field(description="1x1 reduction before the 'five' conv (branch3).")
+    b5: Channels = Field(description="Channels of the 'five' conv (branch3).")
     b5_kernel: PositiveInt = Field(
         5, description="Kernel of branch3; the paper uses 5, torchvision's GoogLeNet uses 3."
     )
-    pool_proj: PositiveInt = Field(description="1x1 projection after the 3x3 max-pool (branch4).")
+    pool_proj: Channels = Field(description="1x1 projection after the 3x3 max-pool (branch4).")
     eps: float = Field(
         1e-3, gt=0, description="BatchNorm epsilon (torchvision GoogLeNet uses 0.001)."
     )
@@ -484,7 +490,7 @@ Node = Annotated[
 class InputSpec(_Spec):
     """Default input of the network (without the batch dimension)."""
 
-    channels: PositiveInt = Field(description="Input channels (3 for RGB, 1 for grayscale).")
+    channels: Channels = Field(description="Input channels (3 for RGB, 1 for grayscale).")
     size: IntPair = Field(description="Input height and width: an int or [height, width].")
 
 

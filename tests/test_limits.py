@@ -1,0 +1,56 @@
+"""Absurd specs are refused quickly and before memory is allocated."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import zoo
+from zoo.cli import main
+from zoo.errors import ZooError
+
+HEADER = "name: big\ninput: {channels: 3, size: 32}\n"
+
+
+def _problem(write_spec, body: str, **build_kwargs) -> zoo.Problem:
+    start = time.perf_counter()
+    with pytest.raises(ZooError) as info:
+        zoo.build(write_spec(HEADER + body), **build_kwargs)
+    assert time.perf_counter() - start < 30  # refused, not attempted
+    return info.value.problems[0]
+
+
+def test_depth_of_a_million(write_spec) -> None:
+    problem = _problem(write_spec, "stages: [{type: basic, out: 8, depth: 1000000}]\n")
+    assert (problem.path, problem.line) == ("stages.0.depth", 3)
+    assert "less than or equal to 1000" in problem.message
+
+
+def test_a_billion_channels(write_spec) -> None:
+    problem = _problem(write_spec, "stem: [{type: conv, out: 1000000000, kernel: 3}]\n")
+    assert problem.path == "stem.0.out" and "less than or equal to 1048576" in problem.message
+
+
+def test_nested_repeats_hit_the_layer_budget(write_spec) -> None:
+    body = (
+        "stem:\n  - type: repeat\n    times: 1000\n    layers:\n"
+        "      - {type: repeat, times: 1000, layers: [{type: relu}]}\n"
+    )
+    problem = _problem(write_spec, body, device="meta")
+    assert problem.kind == "too_large" and "more than 100,000 layers" in problem.message
+    assert problem.path == "stem.0.times"
+
+
+def test_weight_memory_limit(write_spec, capsys, tmp_path) -> None:
+    body = "head: [{type: flatten}, {type: linear, out: 1048576}]\n"  # 3*32*32 x 2^20 = 12 GiB
+    problem = _problem(write_spec, body)
+    assert (
+        problem.kind == "too_large"
+        and "12.0 GiB" in problem.message
+        and "--force" in problem.message
+    )
+    assert zoo.build(write_spec(HEADER + body), device="meta")  # shapes only: fine
+    code = main(["build", str(write_spec(HEADER + body)), "--output", str(tmp_path / "m.pt")])
+    assert code == 1 and "limit" in capsys.readouterr().err
+    assert not (tmp_path / "m.pt").exists()

@@ -147,9 +147,12 @@ def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[tuple[str | int, ...],
             parent, current = current, current[item]
             path.append(item)
         elif isinstance(item, str) and (
-            model_for_type(item) or item in ("plugin", "list") or "[" in item
+            not isinstance(current, dict)
+            or model_for_type(item)
+            or item in ("plugin", "list")
+            or "[" in item
         ):
-            continue  # a tag pydantic adds for the union member it tried
+            continue  # a tag pydantic adds for the union member it tried (scalars have no keys)
         else:
             parent, current = current, None
             path.append(item)
@@ -171,10 +174,20 @@ def _suggest(word: str, options: list[str]) -> str:
     return f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(options)}"
 
 
+def _union_member_fits(error: Any) -> bool:
+    """For `int | [int, int]` fields, the error of the member matching the input's kind is the useful one."""
+    tried_sequence = any(isinstance(i, str) and ("tuple" in i or "list" in i) for i in error["loc"])
+    return tried_sequence == isinstance(error["input"], list | tuple)
+
+
 def _problems(exc: ValidationError, located: Located) -> list[Problem]:
     problems: list[Problem] = []
-    seen: set[str] = set()
-    for error in exc.errors(include_url=False):
+    seen: set[tuple[Any, ...]] = set()
+    errors = sorted(exc.errors(include_url=False), key=lambda e: not _union_member_fits(e))
+    errors.sort(
+        key=lambda e: [str(i) for i in e["loc"]][:1]
+    )  # stable: keeps the file's field order
+    for error in errors:
         path, parent, value = _strip_tags(error["loc"], located.data)
         kind, message, at_key = error["type"], error["msg"], False
         if kind == "extra_forbidden":
@@ -200,8 +213,8 @@ def _problems(exc: ValidationError, located: Located) -> list[Problem]:
         elif kind == "value_error":
             message = message.removeprefix("Value error, ")
         problem = located.problem(path, message, kind, at_key=at_key)
-        key = problem.format()
-        if key not in seen:  # a union reports the same mistake once per member it tried
+        key = (problem.file, problem.line, problem.column, problem.path)
+        if key not in seen:  # a union reports a mistake once per member it tried: keep the best
             seen.add(key)
             problems.append(problem)
     return problems

@@ -178,6 +178,8 @@ def load_yaml(text: str, file: str = "<string>") -> Located:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        if "'\\t'" in message:
+            message += " (YAML indents with spaces, not tabs)"
         if isinstance(exc, yaml.constructor.ConstructorError):
             message += " (zoo reads specs with YAML's safe loader: tags such as !!python/... are not allowed)"
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)

@@ -43,7 +43,8 @@ class Problem:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+        message = " ".join(self.message.split())  # one problem, one line
+        return f"{where}: {self.path}: {message}" if self.path else f"{where}: {message}"
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

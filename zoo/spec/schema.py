@@ -460,6 +460,8 @@ _BUILTIN_TAGS = frozenset(_type_tag(m) for m in BUILTIN_TYPES)
 def _node_tag(value: Any) -> str | None:
     """Which union member validates ``value``: its own type tag, 'plugin', or None (unknown type)."""
     tag = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if not isinstance(tag, str):
+        return None
     if tag in _BUILTIN_TAGS:
         return tag
     if tag in PLUGIN_TYPES:

@@ -170,8 +170,9 @@ def load_yaml(text: str, file: str = "<string>") -> Located:
             )
         )
     located = Located(None, file)
-    loader = _SpecLoader(text)
+    loader = None
     try:
+        loader = _SpecLoader(text)  # its reader already rejects non-printable characters
         node = loader.get_single_node()
         if node is not None:
             located.data = _Builder(loader, located).build(node, ())
@@ -184,10 +185,16 @@ def load_yaml(text: str, file: str = "<string>") -> Located:
             message += " (zoo reads specs with YAML's safe loader: tags such as !!python/... are not allowed)"
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         raise ZooError(Problem(message, file, line, col, kind="yaml")) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        message = f"character #x{exc.character:04x} is not allowed in YAML (a control character); remove it"
+        raise ZooError(Problem(message, file, line, col, kind="yaml")) from None
     except yaml.YAMLError as exc:
-        raise ZooError(Problem(str(exc), file, kind="yaml")) from None
+        raise ZooError(Problem(" ".join(str(exc).split()), file, kind="yaml")) from None
     except RecursionError:
         raise ZooError(Problem("YAML nesting is too deep", file, kind="yaml")) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return located

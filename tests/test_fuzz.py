@@ -1,0 +1,102 @@
+"""Property: whatever is done to a shipped spec, the only exception that escapes is ZooError."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import zoo
+from tests.conftest import SPEC_NAMES
+from zoo.errors import ZooError
+from zoo.spec.load import known_types, resolve, validate
+from zoo.spec.yaml_loader import load_yaml
+
+# Small and mid-sized nets keep each example fast; every shipped layer type is among them.
+FUZZED = [n for n in SPEC_NAMES if n not in ("resnet152", "resnet101", "preact_resnet101", "vgg16")]
+BASES = {name: resolve(name).data for name in FUZZED}
+
+scalars = st.one_of(
+    st.integers(-3, 3),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=8),
+    st.sampled_from(known_types()),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(data: Any, prefix: tuple = ()) -> list[tuple]:
+    found = [prefix]
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found += _paths(value, (*prefix, key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            found += _paths(value, (*prefix, i))
+    return found
+
+
+@st.composite
+def mutated_specs(draw: st.DrawFn) -> str:
+    data = copy.deepcopy(BASES[draw(st.sampled_from(FUZZED))])
+    for _ in range(draw(st.integers(1, 4))):
+        path = draw(st.sampled_from(_paths(data)))
+        if not path:
+            continue
+        parent = data
+        for key in path[:-1]:
+            parent = parent[key]
+        key = path[-1]
+        action = draw(st.sampled_from(["replace", "delete", "rename", "duplicate", "insert"]))
+        if action == "replace":
+            parent[key] = draw(values)
+        elif action == "delete":
+            del parent[key]
+        elif action == "rename" and isinstance(parent, dict):
+            parent[draw(st.text(min_size=1, max_size=8))] = parent.pop(key)
+        elif action == "duplicate" and isinstance(parent, list):
+            parent.insert(key, copy.deepcopy(parent[key]))
+        elif action == "insert" and isinstance(parent, list):
+            layer = {"type": draw(st.sampled_from(known_types()))}
+            layer.update(
+                draw(
+                    st.dictionaries(
+                        st.sampled_from(["out", "kernel", "stride", "depth", "size"]), values
+                    )
+                )
+            )
+            parent.insert(key, layer)
+    text = yaml.safe_dump(data, sort_keys=False)
+    if draw(st.booleans()):  # and sometimes damage the text itself
+        cut = draw(st.integers(0, len(text)))
+        text = text[:cut] + draw(st.text(max_size=6)) + text[cut + draw(st.integers(0, 8)) :]
+    return text
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_specs())
+def test_only_zoo_errors_escape(text: str) -> None:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", zoo.ZooWarning)
+            spec = validate(load_yaml(text, "fuzz.yaml"))
+            result = zoo.trace(spec)
+    except ZooError as exc:
+        assert exc.problems and all(p.message for p in exc.problems)
+        for problem in exc.problems:  # every problem renders as one line
+            assert "\n" not in problem.format()
+    else:
+        assert result.params >= 0

@@ -32,3 +32,14 @@ def test_readme_quick_start_is_two_commands() -> None:
         "make demo",
         "make test",
     ]
+
+
+def test_python_api_example_runs(capsys) -> None:
+    block = (
+        README.read_text().split("## Python API", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    )
+    exec(compile(block, "README.md", "exec"), {})
+    out = capsys.readouterr().out.splitlines()
+    spec = zoo.load_spec("resnet50", overrides=["head.2.out=10"])
+    assert out[0] == f"{25_557_032 - 2048 * 990 - 990} {zoo.trace(spec, (8, 3, 512, 512)).macs}"
+    assert out[-1] == str(zoo.trace("vgg11", (1, 3, 224, 224)).macs)

@@ -69,6 +69,19 @@ def _add_set(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _command(
+    sub: Any, name: str, help: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help ends with the exit codes."""
+    return sub.add_parser(
+        name,
+        help=help,
+        description=description or help[0].upper() + help[1:] + ".",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def _parser() -> _Parser:
     parser = _Parser(
         prog="zoo",
@@ -80,13 +93,12 @@ def _parser() -> _Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    build = sub.add_parser(
+    build = _command(
+        sub,
         "build",
         help="compile a spec; --trace prints per-layer shapes, parameters and multiply-adds",
         description="Compile SPEC into an nn.Module. Without --output or --device the model is built on "
         "the meta device: shapes and counts only, no memory for weights.",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     build.add_argument("spec", metavar="SPEC", help="YAML path or shipped spec name")
     build.add_argument(
@@ -113,12 +125,11 @@ def _parser() -> _Parser:
     )
     _add_set(build)
 
-    validate = sub.add_parser(
+    validate = _command(
+        sub,
         "validate",
         help="check specs (YAML, fields, shapes) and report every problem",
         description="Validate each SPEC and compile it on the meta device; report all problems found.",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     validate.add_argument(
         "specs", metavar="SPEC", nargs="+", help="YAML paths or shipped spec names"
@@ -128,30 +139,27 @@ def _parser() -> _Parser:
     )
     _add_set(validate)
 
-    resolve = sub.add_parser(
+    resolve = _command(
+        sub,
         "resolve",
         help="print the fully resolved spec (extends and --set applied) as YAML",
         description="Resolve SPEC's extends: chain and --set overrides, validate the result, and "
         "print it as plain YAML that builds the same model.",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     resolve.add_argument("spec", metavar="SPEC", help="YAML path or shipped spec name")
     _add_set(resolve)
 
-    listing = sub.add_parser(
+    listing = _command(
+        sub,
         "list",
         help="list the shipped specs with their parameters and multiply-adds",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     listing.add_argument("--json", action="store_true", help="write the list as JSON to stdout")
 
-    sub.add_parser(
+    _command(
+        sub,
         "schema",
         help="print the JSON Schema of the spec format (for editor completion)",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     return parser
 

@@ -6,6 +6,7 @@ Human output (tables, progress, errors) goes to stderr; ``--json`` writes only J
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import re
@@ -155,6 +156,48 @@ def _parser() -> _Parser:
         help="list the shipped specs with their parameters and multiply-adds",
     )
     listing.add_argument("--json", action="store_true", help="write the list as JSON to stdout")
+
+    bench = _command(
+        sub,
+        "bench",
+        help="parameters, multiply-adds, memory and (--latency) speed of specs, side by side",
+        description="Compare specs: parameters, multiply-adds, weight and activation memory (float32 "
+        "estimates, from shape inference: no weights allocated), and with --latency the median "
+        "forward and forward+backward time after warm-up. The table goes to stderr; --json/--csv "
+        "go to stdout.",
+    )
+    bench.add_argument("specs", metavar="SPEC", nargs="*", help="YAML paths or shipped spec names")
+    bench.add_argument("--all", action="store_true", help="every shipped spec")
+    bench.add_argument(
+        "--input", metavar="[N]xCxHxW", help="input shape for every spec (default: each spec's)"
+    )
+    bench.add_argument(
+        "--latency", action="store_true", help="also time forward and forward+backward"
+    )
+    bench.add_argument("--device", default="cpu", help="device for --latency (cpu, cuda)")
+    output = bench.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="write rows as JSON to stdout")
+    output.add_argument("--csv", action="store_true", help="write rows as CSV to stdout")
+    bench.add_argument(
+        "--plot", metavar="FILE.png", help="plot parameters against multiply-adds (log axes)"
+    )
+    bench.add_argument(
+        "--sort",
+        metavar="COLUMN",
+        help="sort by a column: spec A-Z, numbers largest first (params, macs, latency_ms, ...)",
+    )
+
+    diff = _command(
+        sub,
+        "diff",
+        help="compare two specs stage by stage, and the spec fields that differ",
+    )
+    diff.add_argument("a", metavar="A", help="YAML path or shipped spec name")
+    diff.add_argument("b", metavar="B", help="YAML path or shipped spec name")
+    diff.add_argument(
+        "--input", metavar="[N]xCxHxW", help="input shape for both (default: each spec's)"
+    )
+    diff.add_argument("--json", action="store_true", help="write the comparison as JSON to stdout")
 
     _command(
         sub,
@@ -327,6 +370,140 @@ def _cmd_resolve(args: argparse.Namespace, err: Console) -> int:
     return ExitCode.OK
 
 
+def _cmd_bench(args: argparse.Namespace, err: Console) -> int:
+    from rich.progress import Progress
+
+    from zoo.bench import COLUMNS, BenchRow, measure_latency, measure_spec
+    from zoo.compiler import build
+    from zoo.spec import load_spec, shipped_spec_names
+
+    names = shipped_spec_names() if args.all else args.specs
+    if not names:
+        raise ZooError(
+            Problem("name at least one SPEC, or --all", "zoo", kind="usage"), ExitCode.USAGE_ERROR
+        )
+    sort_key = args.sort or ""
+    if sort_key and sort_key not in COLUMNS:
+        raise ZooError(
+            Problem(
+                f"--sort: unknown column {sort_key!r}; one of {', '.join(COLUMNS)}",
+                "zoo",
+                kind="usage",
+            ),
+            ExitCode.USAGE_ERROR,
+        )
+    dims = parse_input(args.input) if args.input else None
+    rows: list[BenchRow] = []
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("bench", total=len(names))
+        for name in names:
+            progress.update(task, description=name)
+            spec = load_spec(name)
+            row = measure_spec(spec, dims)
+            if args.latency:
+                model = build(spec, device=args.device, input_shape=row.input[1:])
+                fwd, train = measure_latency(model, row.input, args.device)
+                row = BenchRow(**{**row.to_dict(), "latency_ms": fwd, "train_latency_ms": train})
+            rows.append(row)
+            progress.advance(task)
+    if sort_key in ("spec", "input"):
+        rows.sort(key=lambda r: getattr(r, sort_key))
+    elif sort_key:  # numbers largest first; rows without a value (no --latency) last
+        rows.sort(key=lambda r: -(getattr(r, sort_key) or 0))
+    if args.plot:
+        _plot(rows, Path(args.plot))
+        err.print(f"wrote {args.plot}")
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows]))
+    elif args.csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(COLUMNS)
+        for r in rows:
+            writer.writerow(
+                [
+                    "x".join(map(str, v)) if isinstance(v, tuple) else ("" if v is None else v)
+                    for v in r.to_dict().values()
+                ]
+            )
+    else:
+        err.print(_bench_table(rows, args.latency))
+    return ExitCode.OK
+
+
+def _bench_table(rows: Sequence[Any], latency: bool) -> Table:
+    from zoo.render import human
+
+    table = Table(title="zoo bench (memory: float32 estimates)", header_style="bold")
+    for column in ("Spec", "Input", "Params", "MACs", "Weights", "Act. (infer)", "Act. (train)"):
+        table.add_column(column, justify="left" if column in ("Spec", "Input") else "right")
+    if latency:
+        table.add_column("Forward", justify="right")
+        table.add_column("Fwd+bwd", justify="right")
+    for r in rows:
+        cells = [
+            r.spec,
+            "x".join(map(str, r.input)),
+            f"{r.params:,}",
+            human(r.macs),
+            human(r.weight_bytes, "B"),
+            human(r.activation_bytes, "B"),
+            human(r.train_activation_bytes, "B"),
+        ]
+        if latency:
+            cells += [f"{r.latency_ms:.1f} ms", f"{r.train_latency_ms:.1f} ms"]
+        table.add_row(*cells)
+    return table
+
+
+def _plot(rows: Sequence[Any], path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ZooError(
+            Problem("--plot needs matplotlib: pip install 'zoo[plot]'", "zoo", kind="usage"),
+            ExitCode.USAGE_ERROR,
+        ) from None
+    fig, ax = plt.subplots(figsize=(9, 6))
+    ax.scatter([r.macs for r in rows], [r.params for r in rows])
+    for r in rows:
+        ax.annotate(
+            r.spec, (r.macs, r.params), textcoords="offset points", xytext=(4, 4), fontsize=8
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("multiply-adds (MACs)")
+    ax.set_ylabel("parameters")
+    ax.set_title("zoo: parameters against multiply-adds")
+    ax.grid(True, which="both", alpha=0.3)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ZooError(
+            Problem(f"cannot write {path}: {exc.strerror}", str(path), kind="io"), ExitCode.IO_ERROR
+        ) from None
+    finally:
+        plt.close(fig)
+
+
+def _cmd_diff(args: argparse.Namespace, err: Console) -> int:
+    from zoo.diff import diff_specs
+
+    dims = parse_input(args.input) if args.input else None
+    result = diff_specs(args.a, args.b, dims)
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        for renderable in result.render():
+            err.print(renderable)
+    return ExitCode.OK
+
+
 def _cmd_schema(args: argparse.Namespace, err: Console) -> int:
     from zoo.reference import json_schema_text
 
@@ -339,6 +516,8 @@ _COMMANDS = {
     "validate": _cmd_validate,
     "resolve": _cmd_resolve,
     "list": _cmd_list,
+    "bench": _cmd_bench,
+    "diff": _cmd_diff,
     "schema": _cmd_schema,
 }
 

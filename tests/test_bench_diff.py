@@ -1,0 +1,90 @@
+"""`zoo bench` and `zoo diff`: figures equal to the tracer's, machine-readable outputs, plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import torch
+
+import zoo
+from zoo.bench import measure_spec
+from zoo.cli import main
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bench_all_json(capsys) -> None:
+    code, out, _ = run(capsys, "bench", "--all", "--json", "--sort", "params")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["spec"] for r in rows][:2] == ["vgg16", "vgg11"]
+    assert len(rows) == len(zoo.spec.shipped_spec_names())
+    by_name = {r["spec"]: r for r in rows}
+    resnet50 = by_name["resnet50"]
+    assert resnet50["params"] == 25_557_032 and resnet50["macs"] == zoo.trace("resnet50").macs
+    model = zoo.build("resnet50")
+    tensors = sum(
+        t.numel() for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()
+    )
+    assert resnet50["weight_bytes"] == tensors * 4
+    assert resnet50["latency_ms"] is None
+
+
+def test_activation_estimates() -> None:
+    row = measure_spec(zoo.load_spec("vgg11"), (2, 3, 224, 224))
+    # the largest adjacent pair: the first conv's output and its ReLU's (64x224x224 each), batch 2
+    assert row.activation_bytes == 2 * (64 + 64) * 224 * 224 * 4
+    assert row.train_activation_bytes > row.activation_bytes
+    # every layer output is kept for backward: a real forward saves at most that much
+    saved: list[int] = []
+    model = zoo.build("vgg11")
+    x = torch.randn(2, 3, 224, 224)
+    with torch.autograd.graph.saved_tensors_hooks(
+        lambda t: saved.append(t.numel()) or t, lambda t: t
+    ):
+        model(x)
+    assert (
+        sum(saved) * 4
+        <= 2 * row.train_activation_bytes + sum(p.numel() for p in model.parameters()) * 4
+    )
+
+
+def test_bench_latency_csv_and_plot(capsys, tmp_path: Path) -> None:
+    plot = tmp_path / "zoo.png"
+    code, out, _ = run(
+        capsys, "bench", "lenet", "trashnet", "--latency", "--csv", "--plot", str(plot)
+    )
+    assert code == 0 and plot.stat().st_size > 10_000
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [r["spec"] for r in rows] == ["lenet", "trashnet"]
+    assert rows[0]["input"] == "1x1x28x28" and float(rows[0]["latency_ms"]) > 0
+    assert float(rows[1]["train_latency_ms"]) > 0
+
+
+def test_bench_usage_errors(capsys) -> None:
+    assert run(capsys, "bench")[0] == 2
+    code, _, err = run(capsys, "bench", "lenet", "--sort", "speed")
+    assert code == 2 and "unknown column 'speed'" in err
+
+
+def test_diff(capsys) -> None:
+    code, out, _ = run(capsys, "diff", "resnet50", "resnet101", "--json")
+    assert code == 0
+    data = json.loads(out)
+    stages = {s["path"]: s for s in data["stages"]}
+    assert stages["layer3"]["a"]["params"] < stages["layer3"]["b"]["params"]
+    assert stages["layer4"]["a"] == stages["layer4"]["b"]
+    assert {f["path"]: (f["a"], f["b"]) for f in data["fields"]}["stages.2.depth"] == (6, 23)
+    assert data["totals"] == [
+        [25_557_032, zoo.trace("resnet50").macs],
+        [44_549_160, zoo.trace("resnet101").macs],
+    ]
+    code, _, err = run(capsys, "diff", "resnet18", "d2l_resnet18")
+    assert code == 0 and "stages.1.shortcut.kind" in err and "≠" in err

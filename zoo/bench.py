@@ -1,0 +1,125 @@
+"""Per-spec figures for comparing architectures: counts and memory (arithmetic) and latency (timed).
+
+Counts come from the compiler's shape inference (no weights allocated), so ``zoo bench --all`` is
+quick at any model size. Memory figures are float32 estimates:
+
+- ``weight_bytes``: parameters and buffers (BatchNorm running statistics) x 4 bytes;
+- ``activation_bytes``: inference peak, the largest input + output pair of any one layer (what a
+  sequential forward must hold at once; residual shortcuts add one more feature map, counted where
+  a block is the layer);
+- ``train_activation_bytes``: every layer's output kept for the backward pass (an upper-bound style
+  estimate: in-place ReLUs and shared buffers make the real figure smaller).
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from zoo.compiler import LayerRecord, compile_spec
+from zoo.shapes import Shape
+from zoo.spec import ModelSpec
+
+FLOAT_BYTES = 4
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    """One spec's figures; latencies are ``None`` unless measured."""
+
+    spec: str
+    input: tuple[int, ...]
+    params: int
+    trainable_params: int
+    macs: int
+    weight_bytes: int
+    activation_bytes: int
+    train_activation_bytes: int
+    latency_ms: float | None = None
+    train_latency_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+COLUMNS = tuple(BenchRow.__dataclass_fields__)
+
+
+def _numel(shape: Shape, batch: int) -> int:
+    n = batch
+    for d in shape:
+        n *= d
+    return n
+
+
+def _leaves(record: LayerRecord) -> list[LayerRecord]:
+    if not record.children:
+        return [record]
+    return [leaf for child in record.children for leaf in _leaves(child)]
+
+
+def _buffers(model: torch.nn.Module) -> int:
+    return sum(b.numel() for b in model.buffers() if b.is_floating_point())
+
+
+def measure_spec(spec: ModelSpec, input_shape: tuple[int, int, int, int] | None = None) -> BenchRow:
+    """Counts and memory estimates of ``spec`` at ``input_shape`` (N, C, H, W), on the meta device."""
+    batch = input_shape[0] if input_shape else 1
+    chw = tuple(input_shape[1:]) if input_shape else None
+    compiled = compile_spec(spec, chw, device="meta")
+    leaves = _leaves(compiled.record)
+    shapes = [compiled.input_shape] + [leaf.out for leaf in leaves]
+    peak = max(_numel(a, batch) + _numel(b, batch) for a, b in itertools.pairwise(shapes))
+    saved = sum(_numel(leaf.out, batch) for leaf in leaves)
+    params = compiled.record.params
+    return BenchRow(
+        spec=spec.name,
+        input=(batch, *compiled.input_shape),
+        params=params,
+        trainable_params=params,
+        macs=compiled.record.macs * batch,
+        weight_bytes=(params + _buffers(compiled.model)) * FLOAT_BYTES,
+        activation_bytes=peak * FLOAT_BYTES,
+        train_activation_bytes=saved * FLOAT_BYTES,
+    )
+
+
+def median_ms(fn: Any, warmup: int = 2, repeats: int = 5, device: str = "cpu") -> float:
+    """Median wall time of ``fn()`` in milliseconds, after warm-up (synchronizing on CUDA)."""
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def measure_latency(
+    model: torch.nn.Module, input_shape: tuple[int, ...], device: str = "cpu", repeats: int = 5
+) -> tuple[float, float]:
+    """Median forward (eval, no grad) and forward+backward (train) times in milliseconds."""
+    x = torch.randn(input_shape, device=device)
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
+
+    def train_step() -> None:
+        model.zero_grad(set_to_none=True)
+        model(x).sum().backward()
+
+    model.eval()
+    inference = median_ms(forward, repeats=repeats, device=device)
+    model.train()
+    training = median_ms(train_step, repeats=repeats, device=device)
+    return inference, training

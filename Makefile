@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format docs clean
+.PHONY: install demo test lint format docs bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Benchmarks: writes benchmarks/report.md and benchmarks/report.json (about 10 minutes on 2 cores).
+bench: install
+	$(BIN)/python benchmarks/run.py
 
 # Regenerate the references derived from the pydantic models (tests fail when they drift).
 docs: install

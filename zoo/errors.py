@@ -44,7 +44,8 @@ class Problem:
             if self.column is not None:
                 where += f":{self.column}"
         message = " ".join(self.message.split())  # one problem, one line
-        return f"{where}: {self.path}: {message}" if self.path else f"{where}: {message}"
+        path = " ".join(self.path.split())
+        return f"{where}: {path}: {message}" if path else f"{where}: {message}"
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -81,8 +81,13 @@ class Located:
 
 
 def dotted(path: Path) -> str:
-    """``("stages", 2, "depth")`` -> ``"stages.2.depth"``."""
-    return ".".join(str(p) for p in path)
+    """``("stages", 2, "depth")`` -> ``"stages.2.depth"``; odd keys (spaces, dots) are quoted."""
+    return ".".join(p if isinstance(p, str) and p.isidentifier() else _odd_key(p) for p in path)
+
+
+def _odd_key(key: object) -> str:
+    text = str(key)
+    return text if isinstance(key, int) or text.replace("-", "").isalnum() else repr(text)
 
 
 def _line_col(node: yaml.Node) -> tuple[int, int]:

@@ -903,9 +903,45 @@ def build(
     from zoo.spec import load_spec
 
     spec = spec_or_path if isinstance(spec_or_path, s.ModelSpec) else load_spec(spec_or_path)
-    if torch.device(device or "cpu").type != "meta":
-        check_weight_memory(compile_spec(spec, input_shape, "meta").record.params, dtype, force)
-    return compile_spec(spec, input_shape, device, dtype).model
+    if torch.device(device or "cpu").type == "meta":
+        return compile_spec(spec, input_shape, device, dtype).model
+    compiled = compile_spec(spec, input_shape, "meta", dtype)  # sizes and counts, no memory
+    check_weight_memory(compiled.record.params, dtype, force)
+    model = compiled.model
+    if not _reinitializable(model):  # e.g. a plugin module that sets its weights in __init__
+        return compile_spec(spec, input_shape, device, dtype).model
+    # Allocate the meta-built model in place and initialize it once: cheaper than building again,
+    # and cheaper than torchvision, whose convs are initialized twice (default, then kaiming).
+    model.to_empty(device=device or "cpu")
+    _reset_parameters(model, spec)
+    initialize(model, spec)
+    return model
+
+
+_REINITIALIZABLE = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def _reinitializable(model: nn.Module) -> bool:
+    """Every module holding tensors is one whose initialization zoo can redo after ``to_empty``."""
+    return all(
+        isinstance(m, _REINITIALIZABLE)
+        for m in model.modules()
+        if next(m.parameters(recurse=False), None) is not None
+        or next(m.buffers(recurse=False), None) is not None
+    )
+
+
+@torch.no_grad()
+def _reset_parameters(model: nn.Module, spec: s.ModelSpec) -> None:
+    """PyTorch's default initialization, skipping conv weights that ``initialize`` overwrites."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and spec.init == "kaiming":
+            if m.bias is not None:  # nn.Conv2d's default bias init, which kaiming leaves alone
+                fan_in = m.weight.shape[1] * m.weight[0, 0].numel()
+                bound = 1 / math.sqrt(fan_in)
+                nn.init.uniform_(m.bias, -bound, bound)
+        elif isinstance(m, _REINITIALIZABLE):
+            m.reset_parameters()
 
 
 def check_weight_memory(params: int, dtype: torch.dtype | None, force: bool) -> None:

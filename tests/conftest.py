@@ -28,3 +28,12 @@ def write_spec(tmp_path: Path):
         return path
 
     return write
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Run the `zoo` command in-process: (exit code, stdout, stderr)."""
+    from zoo.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err

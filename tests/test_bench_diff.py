@@ -10,14 +10,10 @@ from pathlib import Path
 import torch
 
 import zoo
+from tests.conftest import run_cli
 from zoo.bench import measure_spec
-from zoo.cli import main
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def test_bench_all_json(capsys) -> None:

@@ -11,13 +11,10 @@ import pytest
 import torch
 
 import zoo
+from tests.conftest import run_cli
 from zoo.cli import main
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def test_build_trace_depth_one_is_the_notebook_view(capsys) -> None:

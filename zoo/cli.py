@@ -209,7 +209,7 @@ def _parser() -> _Parser:
 
 # --------------------------------------------------------------------------- commands
 def _cmd_build(args: argparse.Namespace, err: Console) -> int:
-    from zoo.compiler import check_weight_memory, compile_spec
+    from zoo.compiler import build
     from zoo.render import human, shape_text, trace_table, trace_tree
     from zoo.spec import load_spec
     from zoo.trace import trace
@@ -225,16 +225,15 @@ def _cmd_build(args: argparse.Namespace, err: Console) -> int:
     )  # validates shapes; costs nothing at any input size
     if args.output or args.device:
         device = args.device or "cpu"
-        check_weight_memory(result.params, None, args.force)
-        try:
-            compiled = compile_spec(spec, result.input[1:], device=device)
+        try:  # build() refuses oversized weights before allocating (unless --force)
+            model = build(spec, device=device, input_shape=result.input[1:], force=args.force)
         except (RuntimeError, AssertionError) as exc:  # e.g. CUDA asked for on a machine without it
             raise ZooError(
                 Problem(f"cannot build on device {device!r}: {exc}", "zoo", kind="device"),
                 ExitCode.USAGE_ERROR,
             ) from None
         if args.output:
-            _save(compiled.model, spec, Path(args.output))
+            _save(model, spec, Path(args.output))
             err.print(f"saved {args.output}")
     if args.json:
         print(json.dumps(result.to_dict()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import jsonschema
@@ -54,4 +53,3 @@ def test_every_field_has_a_description() -> None:
         if "description" not in prop
     ]
     assert not missing
-    assert json.dumps(schema)  # serializable

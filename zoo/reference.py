@@ -88,9 +88,10 @@ def _default(model: type[BaseModel], name: str) -> str:
     if info.is_required():
         return "**required**"
     value = info.default_factory() if info.default is PydanticUndefined else info.default  # type: ignore[call-arg,misc]
-    if isinstance(value, BaseModel):
-        value = value.model_dump(exclude_defaults=True) or "{}"
-        return f"`{json.dumps(value) if value != '{}' else '{}'}`"
+    if isinstance(
+        value, BaseModel
+    ):  # a nested default: show only what differs from its own defaults
+        value = value.model_dump(exclude_defaults=True)
     return f"`{json.dumps(value)}`"
 
 

@@ -12,6 +12,7 @@ normalization, activations and the residual sums are not counted.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path as FilePath
@@ -93,7 +94,7 @@ def trace(
         spec = model_or_spec if isinstance(model_or_spec, ModelSpec) else load_spec(model_or_spec)
         result = _trace_spec(spec, input_shape)
     if depth is not None:
-        result = Trace(**{**result.__dict__, "rows": [r for r in result.rows if r.depth <= depth]})
+        result = dataclasses.replace(result, rows=[r for r in result.rows if r.depth <= depth])
     return result
 
 

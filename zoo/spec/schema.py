@@ -43,7 +43,7 @@ ModuleName = Annotated[
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=False)
+    model_config = ConfigDict(extra="forbid")
 
 
 class _Named(_Spec):

@@ -13,7 +13,7 @@ from torch import nn
 
 import zoo
 import zoo.plugins
-from zoo import compiler
+from zoo import plan
 from zoo.errors import ZooError
 from zoo.spec.schema import PLUGIN_TYPES
 
@@ -44,7 +44,7 @@ def squeeze_excite():
 
     yield
     PLUGIN_TYPES.pop("squeeze_excite")
-    compiler._LAYER_BUILDERS.pop(SqueezeExciteSpec)
+    plan._LAYER_BUILDERS.pop(SqueezeExciteSpec)
 
 
 SPEC = """
@@ -111,7 +111,7 @@ def test_builder_failure_is_located(write_spec) -> None:
         assert "broken_layer cannot take a 3x8x8 input" in problem.message
     finally:
         PLUGIN_TYPES.pop("broken_layer")
-        compiler._LAYER_BUILDERS.pop(Broken)
+        plan._LAYER_BUILDERS.pop(Broken)
 
 
 def test_registration_mistakes() -> None:
@@ -159,5 +159,5 @@ def test_entry_point_plugin(tmp_path: Path, write_spec, monkeypatch) -> None:
         assert zoo.trace(spec).output == (1, 3, 16, 16)
     finally:
         model = PLUGIN_TYPES.pop("blur_pool", None)
-        compiler._LAYER_BUILDERS.pop(model, None)
+        plan._LAYER_BUILDERS.pop(model, None)
         sys.modules.pop("zoo_blur", None)

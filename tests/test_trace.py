@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import zoo
 from tests.conftest import SPEC_NAMES
 from zoo.errors import ZooError
+from zoo.plan import LayerPlan, plan_spec
 
 
 def _sizes(spec: zoo.ModelSpec) -> list[tuple[int, int, int, int]]:
@@ -123,3 +124,43 @@ def test_too_small_input_is_a_located_error() -> None:
     assert problem.file.endswith("notebook_resnet96.yaml") and problem.line == 48
     assert problem.path == "stages.3.layers.1"
     assert "turns a 512x2x2 input into 512x0x0" in problem.message
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_plan_tree_is_the_module_tree(name: str) -> None:
+    # The plan's arithmetic (params, buffers) against the modules it makes, node by node.
+    plan = plan_spec(zoo.load_spec(name))
+    with torch.device("meta"):
+        modules = dict(plan.materialize().named_modules())
+    planned: dict[str, LayerPlan] = {}
+
+    def walk(node: LayerPlan, path: str) -> None:
+        planned[path] = node
+        for child in node.children:
+            walk(child, f"{path}.{child.name}" if path else child.name)
+
+    walk(plan.root, "")
+    assert planned.keys() == modules.keys()
+    for path, node in planned.items():
+        module = modules[path]
+        params = sum(p.numel() for p in module.parameters())
+        buffers = sum(b.numel() for b in module.buffers() if b.is_floating_point())
+        assert (node.params, node.buffers) == (params, buffers), path
+
+
+def test_tracing_constructs_no_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = zoo.load_spec("googlenet")  # inception, concat and residual-free paths
+    preact = zoo.load_spec("preact_resnet50")  # presets and dotted shortcut names
+    made: list[str] = []
+    original = torch.nn.Module.__init__
+
+    def counting_init(self: torch.nn.Module, *args: object, **kwargs: object) -> None:
+        made.append(type(self).__name__)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "__init__", counting_init)
+    zoo.trace(spec)
+    zoo.trace(preact, (4, 3, 512, 512))
+    assert made == []
+    zoo.build(spec, device="meta")  # the counter does see modules being made
+    assert "Conv2d" in made

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from zoo.compiler import LayerRecord, compile_spec
+from zoo.plan import LayerPlan, plan_spec
 from zoo.shapes import Shape
 from zoo.spec import ModelSpec
 
@@ -57,33 +57,29 @@ def _numel(shape: Shape, batch: int) -> int:
     return n
 
 
-def _leaves(record: LayerRecord) -> list[LayerRecord]:
-    if not record.children:
-        return [record]
-    return [leaf for child in record.children for leaf in _leaves(child)]
-
-
-def _buffers(model: torch.nn.Module) -> int:
-    return sum(b.numel() for b in model.buffers() if b.is_floating_point())
+def _leaves(plan: LayerPlan) -> list[LayerPlan]:
+    if not plan.children:
+        return [plan]
+    return [leaf for child in plan.children for leaf in _leaves(child)]
 
 
 def measure_spec(spec: ModelSpec, input_shape: tuple[int, int, int, int] | None = None) -> BenchRow:
-    """Counts and memory estimates of ``spec`` at ``input_shape`` (N, C, H, W), on the meta device."""
+    """Counts and memory estimates of ``spec`` at ``input_shape`` (N, C, H, W): arithmetic only."""
     batch = input_shape[0] if input_shape else 1
     chw = tuple(input_shape[1:]) if input_shape else None
-    compiled = compile_spec(spec, chw, device="meta")
-    leaves = _leaves(compiled.record)
-    shapes = [compiled.input_shape] + [leaf.out for leaf in leaves]
+    plan = plan_spec(spec, chw)
+    leaves = _leaves(plan.root)
+    shapes = [plan.input_shape] + [leaf.out for leaf in leaves]
     peak = max(_numel(a, batch) + _numel(b, batch) for a, b in itertools.pairwise(shapes))
     saved = sum(_numel(leaf.out, batch) for leaf in leaves)
-    params = compiled.record.params
+    params = plan.root.params
     return BenchRow(
         spec=spec.name,
-        input=(batch, *compiled.input_shape),
+        input=(batch, *plan.input_shape),
         params=params,
         trainable_params=params,
-        macs=compiled.record.macs * batch,
-        weight_bytes=(params + _buffers(compiled.model)) * FLOAT_BYTES,
+        macs=plan.root.macs * batch,
+        weight_bytes=(params + plan.root.buffers) * FLOAT_BYTES,
         activation_bytes=peak * FLOAT_BYTES,
         train_activation_bytes=saved * FLOAT_BYTES,
     )

@@ -66,7 +66,7 @@ def register_layer(spec_model: type[SpecT]) -> Callable[[PluginBuilder], PluginB
         )
 
     def register(builder: PluginBuilder) -> PluginBuilder:
-        from zoo.compiler import register_plugin_builder
+        from zoo.plan import register_plugin_builder
 
         PLUGIN_TYPES[tag] = spec_model
         register_plugin_builder(spec_model, builder)

@@ -1,8 +1,8 @@
 """Per-layer output shapes, parameters and multiply-adds of a network.
 
-For a spec, the figures are the compiler's own shape and cost inference: arithmetic over the spec,
-with the model built on the meta device (no weights allocated), so tracing costs the same at any
-input size or batch. For any other ``nn.Module`` the tracer falls back to forward hooks and
+For a spec, the figures are the compiler's own shape and cost inference (:mod:`zoo.plan`):
+arithmetic over the spec, with no module constructed and no weights allocated, so tracing costs
+the same at any input size or batch and a ResNet-152 traces in milliseconds. For any other ``nn.Module`` the tracer falls back to forward hooks and
 ``torch.utils.flop_counter.FlopCounterMode`` on a forward pass.
 
 Multiply-adds (MACs) count convolutions and linear layers, the way torchvision's published
@@ -13,7 +13,6 @@ normalization, activations and the residual sums are not counted.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path as FilePath
 from typing import Any
@@ -22,8 +21,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from zoo.compiler import LayerRecord, compile_spec
 from zoo.errors import Problem, ZooError
+from zoo.plan import LayerPlan, plan_spec
 from zoo.shapes import Shape
 from zoo.spec import ModelSpec, load_spec
 
@@ -104,15 +103,13 @@ def _trace_spec(spec: ModelSpec, input_shape: Any) -> Trace:
     if input_shape is not None:
         batch, *rest = parse_input_shape(input_shape)
         chw = tuple(rest)
-    compiled = compile_spec(spec, chw, device="meta")
-    rows = [
-        Row(path, rec.type, (batch, *rec.out), rec.params, rec.macs * batch)
-        for path, rec in _walk(compiled.record.children, "")
-    ]
-    root = compiled.record
+    plan = plan_spec(spec, chw)
+    rows: list[Row] = []
+    _add_rows(plan.root.children, "", batch, rows)
+    root = plan.root
     return Trace(
         spec.name,
-        (batch, *compiled.input_shape),
+        (batch, *plan.input_shape),
         (batch, *root.out),
         rows,
         root.params,
@@ -121,11 +118,13 @@ def _trace_spec(spec: ModelSpec, input_shape: Any) -> Trace:
     )
 
 
-def _walk(records: list[LayerRecord], prefix: str) -> Iterator[tuple[str, LayerRecord]]:
-    for record in records:
-        path = f"{prefix}{record.name}"
-        yield path, record
-        yield from _walk(record.children, f"{path}.")
+def _add_rows(plans: list[LayerPlan], prefix: str, batch: int, rows: list[Row]) -> None:
+    """Append a row per plan, depth first in execution order (a list, not a generator: faster)."""
+    for plan in plans:
+        path = prefix + plan.name
+        rows.append(Row(path, plan.type, (batch, *plan.out), plan.params, plan.macs * batch))
+        if plan.children:
+            _add_rows(plan.children, path + ".", batch, rows)
 
 
 def _trace_module(model: nn.Module, input_shape: Any) -> Trace:

@@ -646,9 +646,9 @@ def _residual(
     return _container("", type_, out, children, make)
 
 
-# Presets are expanded into the generic residual spec. The parts are built with model_construct
-# (no validation: every value comes from an already-validated spec), because a ResNet-152 expands
-# 50 of them and planning should cost microseconds per layer.
+# Presets are expanded into the generic residual spec, once per block spec, with model_construct:
+# every value comes from an already-validated spec, and validating again would cost more than
+# planning the block (tracing should cost microseconds per layer).
 def _bn_spec(name: str, eps: float) -> s.BatchNorm:
     return s.BatchNorm.model_construct(type="batchnorm", name=name, eps=eps)
 
@@ -688,6 +688,20 @@ def _preset(spec: Any, ctx: _Context, expand_preset: Callable[[Any], SpecT]) -> 
     return ctx.presets[key]
 
 
+def residual_preset(spec_cls: type[SpecT]) -> Callable[[Callable[[Any], s.Residual]], Any]:
+    """Register ``expand(spec) -> Residual spec`` as the block builder of a residual preset."""
+
+    def register(expand: Callable[[Any], s.Residual]) -> Callable[[Any], s.Residual]:
+        def plan(spec: Any, shape: Shape, ctx: _Context, path: Path, first: bool) -> LayerPlan:
+            return _residual(_preset(spec, ctx, expand), shape, ctx, path, first, spec.type)
+
+        _BLOCK_BUILDERS[spec_cls] = plan
+        return expand
+
+    return register
+
+
+@residual_preset(s.Basic)
 def _basic_residual(spec: s.Basic) -> s.Residual:
     return _as_residual(
         spec,
@@ -702,15 +716,11 @@ def _basic_residual(spec: s.Basic) -> s.Residual:
     )
 
 
-@block_builder(s.Basic)
-def _basic(spec: s.Basic, shape: Shape, ctx: _Context, path: Path, first: bool) -> LayerPlan:
-    return _residual(_preset(spec, ctx, _basic_residual), shape, ctx, path, first, "basic")
-
-
 def _width(spec: s.Bottleneck | s.PreActBottleneck) -> int:
     return spec.width or spec.out // spec.expansion
 
 
+@residual_preset(s.Bottleneck)
 def _bottleneck_residual(spec: s.Bottleneck) -> s.Residual:
     width = _width(spec)
     return _as_residual(
@@ -730,14 +740,7 @@ def _bottleneck_residual(spec: s.Bottleneck) -> s.Residual:
     )
 
 
-@block_builder(s.Bottleneck)
-def _bottleneck(
-    spec: s.Bottleneck, shape: Shape, ctx: _Context, path: Path, first: bool
-) -> LayerPlan:
-    residual = _preset(spec, ctx, _bottleneck_residual)
-    return _residual(residual, shape, ctx, path, first, "bottleneck")
-
-
+@residual_preset(s.PreActBasic)
 def _preact_basic_residual(spec: s.PreActBasic) -> s.Residual:
     return _as_residual(
         spec,
@@ -752,14 +755,7 @@ def _preact_basic_residual(spec: s.PreActBasic) -> s.Residual:
     )
 
 
-@block_builder(s.PreActBasic)
-def _preact_basic(
-    spec: s.PreActBasic, shape: Shape, ctx: _Context, path: Path, first: bool
-) -> LayerPlan:
-    residual = _preset(spec, ctx, _preact_basic_residual)
-    return _residual(residual, shape, ctx, path, first, "preact_basic")
-
-
+@residual_preset(s.PreActBottleneck)
 def _preact_bottleneck_residual(spec: s.PreActBottleneck) -> s.Residual:
     width = _width(spec)
     return _as_residual(
@@ -777,14 +773,6 @@ def _preact_bottleneck_residual(spec: s.PreActBottleneck) -> s.Residual:
         shortcut_from="pre",
         stride_at="conv2",
     )
-
-
-@block_builder(s.PreActBottleneck)
-def _preact_bottleneck(
-    spec: s.PreActBottleneck, shape: Shape, ctx: _Context, path: Path, first: bool
-) -> LayerPlan:
-    residual = _preset(spec, ctx, _preact_bottleneck_residual)
-    return _residual(residual, shape, ctx, path, first, "preact_bottleneck")
 
 
 # --------------------------------------------------------------------------- concat family

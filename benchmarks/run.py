@@ -3,8 +3,10 @@
 Every figure is a ratio of two things measured side by side in this one run (interleaved, median
 of several repeats), because absolute times on shared machines are noise.
 
-1. tracing: zoo.trace (arithmetic over the spec) against torchinfo.summary (a real forward);
-2. runtime parity: a compiled zoo model against the torchvision model, forward and forward+backward;
+1. tracing: zoo.trace (arithmetic over the spec, no module made) against torchinfo.summary (a real
+   forward);
+2. runtime parity: a zoo-built model against the torchvision model (same weights), forward and
+   forward+backward, with a torchvision-against-torchvision (A/A) row as the noise floor;
 3. torch.compile(fullgraph=True) and torch.export.export on every shipped spec;
 4. build time: zoo.build against the torchvision constructor.
 """
@@ -38,16 +40,30 @@ def interleaved(
     a: Callable[[], Any], b: Callable[[], Any], repeats: int = REPEATS, warmup: int = 1
 ) -> tuple[float, float]:
     """Median seconds of ``a`` and ``b``, alternating runs so machine noise hits both alike."""
+    times_a, times_b, _ = paired(a, b, repeats, warmup)
+    return statistics.median(times_a), statistics.median(times_b)
+
+
+def paired(
+    a: Callable[[], Any], b: Callable[[], Any], repeats: int, warmup: int = 1
+) -> tuple[list[float], list[float], float]:
+    """Seconds of ``a`` and ``b`` over ``repeats`` back-to-back pairs, and the median pair ratio.
+
+    The order within a pair alternates (ab, ba, ...) so neither side always runs on a warmer
+    cache; the median of per-pair ratios is robust to the slow drift of a shared machine.
+    """
     for _ in range(warmup):
         a()
         b()
     times_a, times_b = [], []
-    for _ in range(repeats):
-        for fn, times in ((a, times_a), (b, times_b)):
+    for i in range(repeats):
+        pair = ((a, times_a), (b, times_b))
+        for fn, times in pair if i % 2 == 0 else pair[::-1]:
             start = time.perf_counter()
             fn()
             times.append(time.perf_counter() - start)
-    return statistics.median(times_a), statistics.median(times_b)
+    ratio = statistics.median(ta / tb for ta, tb in zip(times_a, times_b, strict=True))
+    return times_a, times_b, ratio
 
 
 def bench_tracing() -> list[dict[str, Any]]:
@@ -68,6 +84,9 @@ def bench_tracing() -> list[dict[str, Any]]:
                 repeats=repeats,
                 warmup=0 if shape[0] > 1 else 1,
             )
+            from_name, _ = interleaved(
+                lambda name=name, shape=shape: zoo.trace(name, shape), lambda: None, repeats=repeats
+            )
             zoo_macs = zoo.trace(spec, shape).macs
             info = (
                 torchinfo.summary(reference, input_size=shape, verbose=0) if shape[0] == 1 else None
@@ -77,6 +96,7 @@ def bench_tracing() -> list[dict[str, Any]]:
                     "model": name,
                     "input": "x".join(map(str, shape)),
                     "zoo_trace_s": ours,
+                    "zoo_trace_from_name_s": from_name,
                     "torchinfo_s": theirs,
                     "speedup": theirs / ours,
                     "zoo_macs": zoo_macs,
@@ -86,40 +106,53 @@ def bench_tracing() -> list[dict[str, Any]]:
     return rows
 
 
+RUNTIME_REPEATS = 5 if QUICK else 31
+
+
 def bench_runtime() -> list[dict[str, Any]]:
+    """zoo's model against torchvision's with the same weights, and torchvision against a second
+    copy of itself: that A/A row is the noise floor of this machine, against which to read the
+    zoo/torchvision ratios."""
     rows = []
     x = torch.randn(2 if QUICK else 4, 3, 224, 224)
     for name in ("resnet18",) if QUICK else ("resnet18", "resnet50"):
-        ours = zoo.build(name)
         reference = getattr(torchvision.models, name)()
+        ours = zoo.build(name)
         ours.load_state_dict(reference.state_dict())
+        twin = getattr(torchvision.models, name)()
+        twin.load_state_dict(reference.state_dict())
         for mode in ("forward", "forward+backward"):
             if mode == "forward":
-                ours.eval(), reference.eval()
 
                 def step(model: torch.nn.Module) -> None:
+                    model.eval()
                     with torch.no_grad():
                         model(x)
             else:
-                ours.train(), reference.train()
 
                 def step(model: torch.nn.Module) -> None:
+                    model.train()
                     model.zero_grad(set_to_none=True)
                     model(x).sum().backward()
 
-            t_ours, t_ref = interleaved(
-                lambda step=step, m=ours: step(m), lambda step=step, m=reference: step(m)
-            )
-            rows.append(
-                {
-                    "model": name,
-                    "input": "x".join(map(str, x.shape)),
-                    "mode": mode,
-                    "zoo_ms": t_ours * 1000,
-                    "torchvision_ms": t_ref * 1000,
-                    "ratio": t_ours / t_ref,
-                }
-            )
+            for label, model in (("zoo", ours), ("torchvision (A/A)", twin)):
+                t_a, t_ref, ratio = paired(
+                    lambda step=step, m=model: step(m),
+                    lambda step=step, m=reference: step(m),
+                    repeats=RUNTIME_REPEATS,
+                    warmup=2,
+                )
+                rows.append(
+                    {
+                        "model": name,
+                        "input": "x".join(map(str, x.shape)),
+                        "mode": mode,
+                        "candidate": label,
+                        "candidate_ms": statistics.median(t_a) * 1000,
+                        "torchvision_ms": statistics.median(t_ref) * 1000,
+                        "ratio": ratio,
+                    }
+                )
     return rows
 
 
@@ -207,10 +240,10 @@ def _machine() -> dict[str, Any]:
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     def cell(value: Any) -> str:
         if isinstance(value, float):
-            return f"{value:.3g}" if value < 100 else f"{value:,.0f}"
+            return f"{value:#.3g}" if value < 100 else f"{value:,.0f}"
         if isinstance(value, int):
             return f"{value:,}"
-        return "-" if value is None else str(value)
+        return "-" if value is None else str(value).replace("|", "\\|")  # a pipe ends a cell
 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
@@ -230,6 +263,13 @@ def main() -> None:
         print(f"benchmarking {key} ...", file=sys.stderr, flush=True)
         report[key] = fn()
     (HERE / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    markdown = render(report)
+    (HERE / "report.md").write_text(markdown)
+    print(markdown)
+
+
+def render(report: dict[str, Any]) -> str:
+    """The markdown report of a measured ``report`` (``--render`` redoes it from report.json)."""
     machine = report["machine"]
     md = [
         "# zoo benchmark report",
@@ -241,7 +281,10 @@ def main() -> None:
         "",
         "## Tracing: zoo.trace against torchinfo.summary",
         "",
-        "zoo's figures are arithmetic over the spec (meta device); torchinfo runs a real forward pass.",
+        "zoo's figures are arithmetic over the spec (no module is constructed); torchinfo builds "
+        "nothing either (the torchvision model is made once, outside the timing) but runs a real "
+        "forward pass with hooks. `zoo_trace_from_name_s` also reads, resolves and validates the "
+        "YAML (PyYAML's pure-Python parser, which records every line:col, is most of it).",
         "",
         _table(
             report["tracing"],
@@ -249,6 +292,7 @@ def main() -> None:
                 "model",
                 "input",
                 "zoo_trace_s",
+                "zoo_trace_from_name_s",
                 "torchinfo_s",
                 "speedup",
                 "zoo_macs",
@@ -256,14 +300,21 @@ def main() -> None:
             ],
         ),
         "",
-        "## Runtime parity: compiled zoo model against torchvision (CPU)",
+        "## Runtime parity: zoo model against torchvision (CPU)",
         "",
-        _table(report["runtime"], ["model", "input", "mode", "zoo_ms", "torchvision_ms", "ratio"]),
+        "Same weights; `ratio` is the median of per-pair time ratios over "
+        f"{RUNTIME_REPEATS} back-to-back pairs. The A/A rows time a second torchvision instance "
+        "against the first: their distance from 1.00 is this machine's noise.",
+        "",
+        _table(
+            report["runtime"],
+            ["model", "input", "mode", "candidate", "candidate_ms", "torchvision_ms", "ratio"],
+        ),
         "",
         "## Build time: zoo.build against the torchvision constructor",
         "",
-        "`zoo_build_s` builds from a loaded spec (it compiles on the meta device first, to refuse oversized "
-        "models before allocating); `zoo_build_from_name_s` also reads and validates the YAML.",
+        "`zoo_build_s` builds from a loaded spec (it plans first, to refuse oversized models before "
+        "making any module); `zoo_build_from_name_s` also reads and validates the YAML.",
         "",
         _table(
             report["build"],
@@ -278,9 +329,11 @@ def main() -> None:
         ),
         "",
     ]
-    (HERE / "report.md").write_text("\n".join(md))
-    print("\n".join(md))
+    return "\n".join(md)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--render"]:
+        (HERE / "report.md").write_text(render(json.loads((HERE / "report.json").read_text())))
+    else:
+        main()

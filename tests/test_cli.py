@@ -121,6 +121,9 @@ def test_list(capsys) -> None:
         (["frobnicate"], 2, "invalid choice"),
         (["build", "resnet33"], 3, "did you mean 'resnet34'?"),
         (["build", "missing/spec.yaml"], 3, "no such file: missing/spec.yaml"),
+        (["build", "lenet", "--device", "cdua"], 2, "'cdua' is not a device; use cpu, cuda"),
+        (["build", "lenet", "--device", "mps"], 2, "device 'mps' is not available here"),
+        (["bench", "lenet", "--latency", "--device", "cuda:7"], 2, "'cuda:7' is not available"),
     ],
 )
 def test_bad_input_one_line_and_exit_code(capsys, argv: list[str], code: int, message: str) -> None:

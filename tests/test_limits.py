@@ -54,3 +54,25 @@ def test_weight_memory_limit(write_spec, capsys, tmp_path) -> None:
     code = main(["build", str(write_spec(HEADER + body)), "--output", str(tmp_path / "m.pt")])
     assert code == 1 and "limit" in capsys.readouterr().err
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_a_ten_billion_parameter_variant_costs_no_memory_to_count(write_spec, capsys) -> None:
+    import resource
+
+    from zoo.bench import measure_spec
+
+    body = (
+        "stem: [{type: conv, out: 4096, kernel: 3, padding: 1}]\n"
+        "stages: [{type: basic, out: 8192, depth: 9, stride: 2}]\n"
+        "head: [{type: adaptive_avgpool}, {type: flatten}, {type: linear, out: 1000}]\n"
+    )
+    path = write_spec(HEADER + body)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    row = measure_spec(zoo.load_spec(path), (8, 3, 1024, 1024))
+    traced = zoo.trace(path, (8, 3, 1024, 1024))
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert row.params == traced.params > 10_000_000_000  # 40 GB of float32 weights
+    assert row.weight_bytes > 40e9
+    assert grown < 100_000  # KiB: counting it allocated nothing of the sort
+    assert main(["bench", str(path), "--json"]) == 0
+    assert '"params": 10' in capsys.readouterr().out

@@ -26,7 +26,7 @@ EXIT_CODES = """\
 exit codes:
   0  success
   1  invalid spec: YAML syntax, validation or shape error (each reported as file:line:col: path: message)
-  2  invalid command line (unknown option, malformed --input, ...)
+  2  invalid command line (unknown option, malformed --input, a --device this machine lacks, ...)
   3  a file could not be found, read or written
 """
 
@@ -224,14 +224,9 @@ def _cmd_build(args: argparse.Namespace, err: Console) -> int:
         spec, dims, depth=args.depth
     )  # validates shapes; costs nothing at any input size
     if args.output or args.device:
+        # build() refuses an absent device and oversized weights (unless --force) before allocating
         device = args.device or "cpu"
-        try:  # build() refuses oversized weights before allocating (unless --force)
-            model = build(spec, device=device, input_shape=result.input[1:], force=args.force)
-        except (RuntimeError, AssertionError) as exc:  # e.g. CUDA asked for on a machine without it
-            raise ZooError(
-                Problem(f"cannot build on device {device!r}: {exc}", "zoo", kind="device"),
-                ExitCode.USAGE_ERROR,
-            ) from None
+        model = build(spec, device=device, input_shape=result.input[1:], force=args.force)
         if args.output:
             _save(model, spec, Path(args.output))
             err.print(f"saved {args.output}")
@@ -373,7 +368,7 @@ def _cmd_bench(args: argparse.Namespace, err: Console) -> int:
     from rich.progress import Progress
 
     from zoo.bench import COLUMNS, BenchRow, measure_latency, measure_spec
-    from zoo.compiler import build
+    from zoo.compiler import build, resolve_device
     from zoo.spec import load_spec, shipped_spec_names
 
     names = shipped_spec_names() if args.all else args.specs
@@ -392,6 +387,7 @@ def _cmd_bench(args: argparse.Namespace, err: Console) -> int:
             ExitCode.USAGE_ERROR,
         )
     dims = parse_input(args.input) if args.input else None
+    device = resolve_device(args.device)  # before measuring anything
     rows: list[BenchRow] = []
     with Progress(console=err, transient=True) as progress:
         task = progress.add_task("bench", total=len(names))
@@ -400,8 +396,8 @@ def _cmd_bench(args: argparse.Namespace, err: Console) -> int:
             spec = load_spec(name)
             row = measure_spec(spec, dims)
             if args.latency:
-                model = build(spec, device=args.device, input_shape=row.input[1:])
-                fwd, train = measure_latency(model, row.input, args.device)
+                model = build(spec, device=device, input_shape=row.input[1:])
+                fwd, train = measure_latency(model, row.input, str(device))
                 row = BenchRow(**{**row.to_dict(), "latency_ms": fwd, "train_latency_ms": train})
             rows.append(row)
             progress.advance(task)

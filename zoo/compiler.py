@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from zoo.blocks import Residual, ZooNet
-from zoo.errors import Problem, ZooError
+from zoo.errors import ExitCode, Problem, ZooError
 from zoo.plan import plan_spec
 from zoo.shapes import Shape
 from zoo.spec import schema as s
@@ -62,8 +62,8 @@ def build(
     """
     from zoo.spec import load_spec
 
+    device = resolve_device(device)
     spec = spec_or_path if isinstance(spec_or_path, s.ModelSpec) else load_spec(spec_or_path)
-    device = torch.device(device) if device is not None else torch.get_default_device()
     plan = plan_spec(spec, input_shape)
     if device.type == "meta":
         return _on(plan.materialize, device, dtype)
@@ -76,6 +76,33 @@ def build(
         _reset_parameters(model, spec)
     initialize(model, spec)
     return model
+
+
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """``device`` as a ``torch.device`` (default: torch's default device), refused with one clear
+    line when it is malformed or absent from this machine, before any work is done."""
+    if device is None:
+        return torch.get_default_device()
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        message = f"{device!r} is not a device; use cpu, cuda, cuda:N, mps or meta"
+        raise ZooError(Problem(message, kind="device"), ExitCode.USAGE_ERROR) from None
+    if resolved.type in ("cpu", "meta"):
+        return resolved
+    backend = getattr(torch, resolved.type, None)
+    available = backend is not None and getattr(backend, "is_available", lambda: False)()
+    count = getattr(backend, "device_count", lambda: 1)() if available else 0
+    if not available or (resolved.index or 0) >= count:
+        found = f"{count} {resolved.type} device(s)" if available else f"no {resolved.type} device"
+        raise ZooError(
+            Problem(
+                f"device {str(resolved)!r} is not available here ({found}); use cpu instead",
+                kind="device",
+            ),
+            ExitCode.USAGE_ERROR,
+        )
+    return resolved
 
 
 def _on(make: Callable[[], ZooNet], device: torch.device, dtype: torch.dtype | None) -> ZooNet:

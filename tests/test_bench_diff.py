@@ -84,3 +84,34 @@ def test_diff(capsys) -> None:
     ]
     code, _, err = run(capsys, "diff", "resnet18", "d2l_resnet18")
     assert code == 0 and "stages.1.shortcut.kind" in err and "≠" in err
+
+
+def test_plot_labels_do_not_overlap() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from zoo.plot import place_labels
+
+    rows = [measure_spec(zoo.load_spec(name)) for name in zoo.spec.shipped_spec_names()]
+    fig, ax = plt.subplots(figsize=(10, 7))
+    points = [(r.macs, r.params) for r in rows]
+    ax.scatter(*zip(*points, strict=True))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    labels = place_labels(ax, points, [r.spec for r in rows])
+    fig.canvas.draw()  # an annotation's text is positioned when drawn
+    renderer = fig.canvas.get_renderer()
+    # the text's own box (an Annotation's extent would include its leader line)
+    boxes = [matplotlib.text.Text.get_window_extent(label, renderer) for label in labels]
+    plt.close(fig)
+    assert sorted(label.get_text() for label in labels) == sorted(r.spec for r in rows)
+    # resnet50, preact_resnet50 and resnext50_32x4d share a spot: their labels must not
+    overlapping = [
+        (labels[i].get_text(), labels[j].get_text())
+        for i in range(len(boxes))
+        for j in range(i)
+        if boxes[i].overlaps(boxes[j])
+    ]
+    assert overlapping == []

@@ -406,7 +406,9 @@ def _cmd_bench(args: argparse.Namespace, err: Console) -> int:
     elif sort_key:  # numbers largest first; rows without a value (no --latency) last
         rows.sort(key=lambda r: -(getattr(r, sort_key) or 0))
     if args.plot:
-        _plot(rows, Path(args.plot))
+        from zoo.plot import write_plot
+
+        write_plot(rows, Path(args.plot))
         err.print(f"wrote {args.plot}")
     if args.json:
         print(json.dumps([r.to_dict() for r in rows]))
@@ -448,42 +450,6 @@ def _bench_table(rows: Sequence[Any], latency: bool) -> Table:
             cells += [f"{r.latency_ms:.1f} ms", f"{r.train_latency_ms:.1f} ms"]
         table.add_row(*cells)
     return table
-
-
-def _plot(rows: Sequence[Any], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ZooError(
-            Problem("--plot needs matplotlib: pip install 'zoo[plot]'", "zoo", kind="usage"),
-            ExitCode.USAGE_ERROR,
-        ) from None
-    fig, ax = plt.subplots(figsize=(9, 6))
-    ax.scatter([r.macs for r in rows], [r.params for r in rows])
-    for r in rows:
-        ax.annotate(
-            r.spec, (r.macs, r.params), textcoords="offset points", xytext=(4, 4), fontsize=8
-        )
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("multiply-adds (MACs)")
-    ax.set_ylabel("parameters")
-    ax.set_title("zoo: parameters against multiply-adds")
-    ax.grid(True, which="both", alpha=0.3)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ZooError(
-            Problem(f"cannot write {path}: {exc.strerror}", str(path), kind="io"), ExitCode.IO_ERROR
-        ) from None
-    finally:
-        plt.close(fig)
 
 
 def _cmd_diff(args: argparse.Namespace, err: Console) -> int:

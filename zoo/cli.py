@@ -98,8 +98,8 @@ def _parser() -> _Parser:
         sub,
         "build",
         help="compile a spec; --trace prints per-layer shapes, parameters and multiply-adds",
-        description="Compile SPEC into an nn.Module. Without --output or --device the model is built on "
-        "the meta device: shapes and counts only, no memory for weights.",
+        description="Compile SPEC into an nn.Module. Without --output or --device nothing is built: "
+        "shapes and counts are worked out from the spec, with no memory for weights.",
     )
     build.add_argument("spec", metavar="SPEC", help="YAML path or shipped spec name")
     build.add_argument(
@@ -130,7 +130,8 @@ def _parser() -> _Parser:
         sub,
         "validate",
         help="check specs (YAML, fields, shapes) and report every problem",
-        description="Validate each SPEC and compile it on the meta device; report all problems found.",
+        description="Validate each SPEC and infer its shapes (nothing is built); report all problems "
+        "found.",
     )
     validate.add_argument(
         "specs", metavar="SPEC", nargs="+", help="YAML paths or shipped spec names"

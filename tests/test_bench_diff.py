@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import torch
@@ -84,6 +85,20 @@ def test_diff(capsys) -> None:
     ]
     code, _, err = run(capsys, "diff", "resnet18", "d2l_resnet18")
     assert code == 0 and "stages.1.shortcut.kind" in err and "≠" in err
+
+
+def test_diff_compares_validated_fields(capsys, write_spec) -> None:
+    # the same net written differently: pairs spelled out, defaults written, markup-like text
+    text = (Path(__file__).parent.parent / "specs" / "lenet.yaml").read_text()
+    text = text.replace("kernel: 5, padding: 2}", "kernel: [5, 5], padding: [2, 2], stride: 1}")
+    text = re.sub(r"description: >-\n(  .*\n)+", "description: 'x [/b] y [bold]z'\n", text)
+    same = write_spec(text)
+    code, out, _ = run(capsys, "diff", "lenet", str(same), "--json")
+    data = json.loads(out)
+    assert code == 0 and [f["path"] for f in data["fields"]] == ["description"]
+    assert (data["a"], data["b"]) == ("lenet", str(same))  # same spec name: told apart by path
+    code, _, err = run(capsys, "diff", "lenet", str(same))
+    assert code == 0 and "x [/b] y [bold]z" in err
 
 
 def test_plot_labels_do_not_overlap() -> None:

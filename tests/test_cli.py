@@ -124,6 +124,25 @@ def test_list(capsys) -> None:
         (["build", "lenet", "--device", "cdua"], 2, "'cdua' is not a device; use cpu, cuda"),
         (["build", "lenet", "--device", "mps"], 2, "device 'mps' is not available here"),
         (["bench", "lenet", "--latency", "--device", "cuda:7"], 2, "'cuda:7' is not available"),
+        (["bench", "lenet", "--latency", "--device", "meta"], 2, "--latency needs a device that"),
+        (["bench", "lenet", "--plot", "/"], 2, "--plot needs a file name, got '/'"),
+        (["bench", "lenet", "--plot", ""], 2, "--plot needs a file name, got ''"),
+        (["build", "lenet", "--output", ""], 2, "--output needs a file name"),
+        (["bench", "lenet", "--plot", "zoo"], 2, "must end in .png, .svg, .pdf"),
+        (["bench", "--all", "lenet"], 2, "give SPEC names or --all, not both"),
+        (["bench", "lenet", "--sort", "latency_ms"], 2, "--sort latency_ms needs --latency"),
+        (["bench", "lenet", "--sort", ""], 2, "unknown column ''"),
+        (["bench", "lenet", "--batch", "2", "--input", "1x28x28"], 2, "exclude each other"),
+        (["bench", "lenet", "--input", "3x28x28"], 2, "the input has 3 channels but lenet takes 1"),
+        (["diff", "lenet", "vgg11", "--input", "3x28x28"], 2, "but lenet takes 1"),
+        (["build", "lenet", "--input", "1x1x2000000x28"], 2, "must be at most 1,048,576"),
+        (["build", "lenet", "--js"], 2, "unrecognized arguments: --js"),
+        (["build", "/"], 3, "/ is a directory; give a spec's .yaml file"),
+        (
+            ["bench", "trashnet", "--latency", "--input", "1x3x60000x60000"],
+            2,
+            "needs about 4,838.4 GB to time",
+        ),
     ],
 )
 def test_bad_input_one_line_and_exit_code(capsys, argv: list[str], code: int, message: str) -> None:
@@ -171,8 +190,79 @@ def test_warnings_are_one_located_line(capsys, write_spec) -> None:
         "name: t\ninput: {channels: 3, size: 32}\nstages:\n  - {type: preact_basic, out: 8}\n"
         "head: [{type: adaptive_avgpool}, {type: flatten}, {type: linear, out: 2}]\n"
     )
-    code, _, err = run(capsys, "build", str(spec))
+    code, _, err = run(capsys, "build", str(spec), "--device", "cpu")  # planned twice, warns once
     assert code == 0  # a warning, not an error
     assert f"{spec}:4:5: stages.0: the last pre-activation block is not followed by a norm" in err
+    assert err.count("preact_final_norm") == 1
     code, out, _ = run(capsys, "validate", str(spec), "--json")
     assert code == 0 and json.loads(out)[0]["warnings"][0]["kind"] == "preact_final_norm"
+
+
+def test_checkpoint_records_the_input_it_was_built_for(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "lenet40.pt"
+    assert run(capsys, "build", "lenet", "--input", "1x40x36", "--output", str(path))[0] == 0
+    checkpoint = torch.load(path, weights_only=True)
+    spec = zoo.ModelSpec.model_validate(checkpoint["spec"])
+    assert spec.input.size == (40, 36)  # the linear layer's in-features fit 40x36, not 28x28
+    zoo.build(spec).load_state_dict(checkpoint["state_dict"])  # strict
+
+
+def test_tree_and_depth_imply_trace(capsys) -> None:
+    code, _, err = run(capsys, "build", "resnet18", "--tree")
+    assert code == 0 and "layer1" in err and "conv1" in err
+    code, _, err = run(capsys, "build", "resnet18", "--depth", "1")
+    assert code == 0 and "layer4" in err and "layer4.0" not in err
+
+
+def test_output_files_are_text_not_markup(capsys, tmp_path: Path) -> None:
+    (tmp_path / "[").mkdir()
+    plot, checkpoint = tmp_path / "[/x].png", tmp_path / "[red]m.pt"  # a closing tag; a style
+    code, _, err = run(capsys, "bench", "lenet", "--plot", str(plot))
+    assert code == 0 and plot.is_file() and f"wrote {plot}" in err
+    code, _, err = run(capsys, "build", "lenet", "--output", str(checkpoint))
+    assert code == 0 and checkpoint.is_file() and f"saved {checkpoint}" in err
+
+
+def test_plot_under_a_file_is_an_io_error_and_leaves_nothing(capsys, tmp_path: Path) -> None:
+    blocker = tmp_path / "p.png"
+    blocker.write_bytes(b"not a folder")
+    code, _, err = run(capsys, "bench", "lenet", "--plot", str(blocker / "x.png"))
+    assert code == 3 and "Not a directory" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
+
+
+def test_plot_format_follows_the_suffix(capsys, tmp_path: Path) -> None:
+    svg = tmp_path / "zoo.svg"
+    assert run(capsys, "bench", "lenet", "trashnet", "--plot", str(svg))[0] == 0
+    assert "<svg" in svg.read_text()[:1000]
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
+    zoo_bin = Path(sys.executable).parent / "zoo"
+    proc = subprocess.Popen(
+        [str(zoo_bin), "bench", "lenet", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()  # the reader is gone before zoo writes (importing torch takes seconds)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and b"Traceback" not in err and err == b""
+
+
+def test_bench_batch_keeps_each_spec_size_and_needs_no_progress_line(capsys) -> None:
+    code, out, err = run(capsys, "bench", "lenet", "resnet18", "--batch", "2", "--json")
+    assert code == 0 and err == ""  # no progress bar off a terminal, not even a blank line
+    rows = {r["spec"]: r for r in json.loads(out)}
+    assert rows["lenet"]["input"] == [2, 1, 28, 28] and rows["resnet18"]["input"] == [
+        2,
+        3,
+        224,
+        224,
+    ]
+    assert rows["lenet"]["macs"] == 2 * zoo.trace("lenet").macs
+
+
+def test_latency_of_a_net_without_parameters(capsys, write_spec) -> None:
+    spec = write_spec("name: zero\ninput: {channels: 3, size: 8}\nstages: [{type: relu}]\n")
+    code, out, _ = run(capsys, "bench", str(spec), "--latency", "--json")
+    assert code == 0 and json.loads(out)[0]["train_latency_ms"] > 0

@@ -5,8 +5,9 @@ quick at any model size. Memory figures are float32 estimates:
 
 - ``weight_bytes``: parameters and buffers (BatchNorm running statistics) x 4 bytes;
 - ``activation_bytes``: inference peak, the largest input + output pair of any one layer (what a
-  sequential forward must hold at once; residual shortcuts add one more feature map, counted where
-  a block is the layer);
+  sequential forward must hold at once). The tensors a block holds meanwhile (a residual block's
+  input, kept for its shortcut; a concat's finished branches) are not included, so for ResNets and
+  Inception nets the true peak is up to one or two feature maps more;
 - ``train_activation_bytes``: every layer's output kept for the backward pass (an upper-bound style
   estimate: in-place ReLUs and shared buffers make the real figure smaller).
 """
@@ -14,6 +15,7 @@ quick at any model size. Memory figures are float32 estimates:
 from __future__ import annotations
 
 import itertools
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -21,6 +23,7 @@ from typing import Any
 
 import torch
 
+from zoo.errors import ExitCode, Problem, ZooError
 from zoo.plan import LayerPlan, plan_spec
 from zoo.shapes import Shape
 from zoo.spec import ModelSpec
@@ -105,6 +108,8 @@ def measure_latency(
 ) -> tuple[float, float]:
     """Median forward (eval, no grad) and forward+backward (train) times in milliseconds."""
     x = torch.randn(input_shape, device=device)
+    if not any(p.requires_grad for p in model.parameters()):
+        x.requires_grad_(True)  # a net with nothing to train still has a backward to time
 
     def forward() -> None:
         with torch.no_grad():
@@ -119,3 +124,32 @@ def measure_latency(
     model.train()
     training = median_ms(train_step, repeats=repeats, device=device)
     return inference, training
+
+
+def free_memory_bytes(device: torch.device) -> int | None:
+    """Memory free on ``device`` now (``None`` where it cannot be told)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu" and hasattr(os, "sysconf"):
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            return None
+    return None
+
+
+def check_latency_memory(row: BenchRow, device: torch.device) -> None:
+    """Refuse to time a spec whose weights and training activations would not fit on ``device``."""
+    needed = row.weight_bytes * 2 + row.train_activation_bytes  # weights, their grads, activations
+    free = free_memory_bytes(device)
+    if free is not None and needed > free:
+        raise ZooError(
+            Problem(
+                f"{row.spec} at {'x'.join(map(str, row.input))} needs about {needed / 1e9:,.1f} GB "
+                f"to time (weights, gradients, activations), more than the {free / 1e9:,.1f} GB "
+                f"free on {device}; use a smaller --input or --batch",
+                "zoo",
+                kind="memory",
+            ),
+            ExitCode.USAGE_ERROR,
+        )

@@ -11,16 +11,20 @@ import json
 import os
 import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
+from zoo.files import output_path, write_atomically
+from zoo.plot import PLOT_SUFFIXES
+from zoo.shapes import pair
+from zoo.trace import parse_input_shape
 
 EXIT_CODES = """\
 exit codes:
@@ -34,7 +38,11 @@ _INPUT_RE = re.compile(r"^(?:(\d+)x)?(\d+)x(\d+)x(\d+)$")
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as one line and exit code 2, without a traceback."""
+    """argparse that reports usage errors as one line and exit code 2, without a traceback, and
+    takes no abbreviated options (``--js`` would silently mean ``--json``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise ZooError(
@@ -56,7 +64,7 @@ def parse_input(text: str) -> tuple[int, int, int, int]:
             ExitCode.USAGE_ERROR,
         )
     n, c, h, w = match.groups()
-    return int(n or 1), int(c), int(h), int(w)
+    return parse_input_shape((int(n or 1), int(c), int(h), int(w)))  # type: ignore[return-value]
 
 
 def _add_set(parser: argparse.ArgumentParser) -> None:
@@ -173,6 +181,12 @@ def _parser() -> _Parser:
         "--input", metavar="[N]xCxHxW", help="input shape for every spec (default: each spec's)"
     )
     bench.add_argument(
+        "--batch",
+        type=int,
+        metavar="N",
+        help="batch size, each spec at its own input size (instead of --input)",
+    )
+    bench.add_argument(
         "--latency", action="store_true", help="also time forward and forward+backward"
     )
     bench.add_argument("--device", default="cpu", help="device for --latency (cpu, cuda)")
@@ -210,7 +224,7 @@ def _parser() -> _Parser:
 
 # --------------------------------------------------------------------------- commands
 def _cmd_build(args: argparse.Namespace, err: Console) -> int:
-    from zoo.compiler import build
+    from zoo.compiler import build, resolve_device
     from zoo.render import human, shape_text, trace_table, trace_tree
     from zoo.spec import load_spec
     from zoo.trace import trace
@@ -219,21 +233,27 @@ def _cmd_build(args: argparse.Namespace, err: Console) -> int:
         raise ZooError(
             Problem("--depth must be at least 1", "zoo", kind="usage"), ExitCode.USAGE_ERROR
         )
-    dims = parse_input(args.input) if args.input else None
+    dims = parse_input(args.input) if args.input is not None else None
+    output = output_path(args.output, "--output") if args.output is not None else None
+    device = resolve_device(args.device or "cpu")  # before any work
     spec = load_spec(args.spec, args.overrides)
     result = trace(
         spec, dims, depth=args.depth
     )  # validates shapes; costs nothing at any input size
-    if args.output or args.device:
-        # build() refuses an absent device and oversized weights (unless --force) before allocating
-        device = args.device or "cpu"
+    if output is not None or args.device is not None:
+        # build() refuses oversized weights (unless --force) before allocating
         model = build(spec, device=device, input_shape=result.input[1:], force=args.force)
-        if args.output:
-            _save(model, spec, Path(args.output))
-            err.print(f"saved {args.output}")
+        if output is not None:
+            # the saved spec is the one the weights fit: its input is the one built for
+            c, h, w = result.input[1:]
+            built_for = spec.input.model_copy(
+                update={"channels": c, "size": h if h == w else (h, w)}
+            )
+            _save(model, spec.model_copy(update={"input": built_for}), output)
+            err.print(f"saved {output}", markup=False, highlight=False)
     if args.json:
         print(json.dumps(result.to_dict()))
-    elif args.trace:
+    elif args.trace or args.tree or args.depth is not None:  # --tree and --depth imply --trace
         err.print(trace_tree(result) if args.tree else trace_table(result))
     else:
         err.print(
@@ -252,25 +272,7 @@ def _save(model: Any, spec: Any, path: Path) -> None:
         "spec": spec.model_dump(mode="json"),
         "state_dict": model.state_dict(),
     }
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ZooError(
-            Problem(f"cannot write {path}: {exc.strerror}", str(path), kind="io"), ExitCode.IO_ERROR
-        ) from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(checkpoint, handle)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ZooError(
-            Problem(f"cannot write {path}: {exc.strerror}", str(path), kind="io"), ExitCode.IO_ERROR
-        ) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda handle: torch.save(checkpoint, handle))
 
 
 def _cmd_validate(args: argparse.Namespace, err: Console) -> int:
@@ -298,7 +300,7 @@ def _cmd_validate(args: argparse.Namespace, err: Console) -> int:
             )
             if not args.json:
                 _report_warnings(found, err)
-                err.print(f"[green]ok[/] {name}: {result.params:,} parameters")
+                err.print(f"[green]ok[/] {escape(name)}: {result.params:,} parameters")
         except ZooError as exc:
             status = max(status, exc.exit_code)
             results.append(
@@ -365,20 +367,27 @@ def _cmd_resolve(args: argparse.Namespace, err: Console) -> int:
     return ExitCode.OK
 
 
+_LATENCY_COLUMNS = ("latency_ms", "train_latency_ms")
+
+
 def _cmd_bench(args: argparse.Namespace, err: Console) -> int:
     from rich.progress import Progress
 
-    from zoo.bench import COLUMNS, BenchRow, measure_latency, measure_spec
+    from zoo.bench import COLUMNS, BenchRow, check_latency_memory, measure_latency, measure_spec
     from zoo.compiler import build, resolve_device
     from zoo.spec import load_spec, shipped_spec_names
 
+    if args.all and args.specs:
+        raise ZooError(
+            Problem("give SPEC names or --all, not both", "zoo", kind="usage"), ExitCode.USAGE_ERROR
+        )
     names = shipped_spec_names() if args.all else args.specs
     if not names:
         raise ZooError(
             Problem("name at least one SPEC, or --all", "zoo", kind="usage"), ExitCode.USAGE_ERROR
         )
-    sort_key = args.sort or ""
-    if sort_key and sort_key not in COLUMNS:
+    sort_key = args.sort
+    if sort_key is not None and sort_key not in COLUMNS:
         raise ZooError(
             Problem(
                 f"--sort: unknown column {sort_key!r}; one of {', '.join(COLUMNS)}",
@@ -387,16 +396,33 @@ def _cmd_bench(args: argparse.Namespace, err: Console) -> int:
             ),
             ExitCode.USAGE_ERROR,
         )
-    dims = parse_input(args.input) if args.input else None
+    if sort_key in _LATENCY_COLUMNS and not args.latency:
+        raise ZooError(
+            Problem(f"--sort {sort_key} needs --latency", "zoo", kind="usage"), ExitCode.USAGE_ERROR
+        )
+    plot = output_path(args.plot, "--plot", PLOT_SUFFIXES) if args.plot is not None else None
+    if args.batch is not None and (args.input is not None or args.batch < 1):
+        message = "--batch and --input exclude each other" if args.input else "--batch must be >= 1"
+        raise ZooError(Problem(message, "zoo", kind="usage"), ExitCode.USAGE_ERROR)
+    dims = parse_input(args.input) if args.input is not None else None
     device = resolve_device(args.device)  # before measuring anything
+    if args.latency and device.type == "meta":
+        raise ZooError(
+            Problem("--latency needs a device that computes (cpu, cuda)", "zoo", kind="usage"),
+            ExitCode.USAGE_ERROR,
+        )
     rows: list[BenchRow] = []
-    with Progress(console=err, transient=True) as progress:
+    # a progress bar only on a terminal: in a pipe or a log it would leave a blank line
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("bench", total=len(names))
         for name in names:
             progress.update(task, description=name)
             spec = load_spec(name)
+            if args.batch is not None:
+                dims = parse_input_shape((args.batch, spec.input.channels, *pair(spec.input.size)))
             row = measure_spec(spec, dims)
             if args.latency:
+                check_latency_memory(row, device)
                 model = build(spec, device=device, input_shape=row.input[1:])
                 fwd, train = measure_latency(model, row.input, str(device))
                 row = BenchRow(**{**row.to_dict(), "latency_ms": fwd, "train_latency_ms": train})
@@ -404,13 +430,13 @@ def _cmd_bench(args: argparse.Namespace, err: Console) -> int:
             progress.advance(task)
     if sort_key in ("spec", "input"):
         rows.sort(key=lambda r: getattr(r, sort_key))
-    elif sort_key:  # numbers largest first; rows without a value (no --latency) last
+    elif sort_key is not None:  # numbers largest first; rows without a value (no --latency) last
         rows.sort(key=lambda r: -(getattr(r, sort_key) or 0))
-    if args.plot:
+    if plot is not None:
         from zoo.plot import write_plot
 
-        write_plot(rows, Path(args.plot))
-        err.print(f"wrote {args.plot}")
+        write_plot(rows, plot)
+        err.print(f"wrote {plot}", markup=False, highlight=False)
     if args.json:
         print(json.dumps([r.to_dict() for r in rows]))
     elif args.csv:
@@ -485,7 +511,8 @@ _COMMANDS = {
 
 
 def _report_warnings(problems: Sequence[Problem], err: Console) -> None:
-    for problem in problems:
+    # a spec planned twice (traced, then built; or diffed against itself) warns once
+    for problem in dict.fromkeys(problems):
         err.print(
             f"{problem.format()} [{problem.kind}]",
             style="yellow",
@@ -520,6 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ZooWarning)
             code = int(_COMMANDS[args.command](args, err))
+            sys.stdout.flush()  # a closed pipe shows here, inside the handler below
         # `validate` reports its own warnings next to each spec; others report them at the end
         _report_warnings(
             [w.message.problem for w in caught if isinstance(w.message, ZooWarning)], err
@@ -533,6 +561,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader of stdout stopped early (`zoo bench --all --csv | head -1`): not an error.
+        # Point stdout at devnull so Python's exit flush does not fail a second time.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
 
 
 if __name__ == "__main__":

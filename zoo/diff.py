@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from zoo.render import human, shape_text
-from zoo.spec.load import resolve, validate
+from zoo.spec.load import load_spec
 from zoo.trace import Row, trace
 
 
@@ -43,9 +44,10 @@ class SpecDiff:
 
     def render(self) -> list[Any]:
         """A stage table and a field table, for the terminal."""
-        table = Table(title=f"{self.a}  vs  {self.b}", header_style="bold", show_footer=True)
+        a, b = escape(self.a), escape(self.b)  # spec names and paths are text, not rich markup
+        table = Table(title=f"{a}  vs  {b}", header_style="bold", show_footer=True)
         table.add_column("Stage", footer="Total")
-        for side in (self.a, self.b):
+        for side in (a, b):
             table.add_column(f"{side} output")
             table.add_column("params", justify="right")
             table.add_column("MACs", justify="right")
@@ -54,7 +56,7 @@ class SpecDiff:
             table.columns[column].footer = f"{pa:,}"
             table.columns[column + 1].footer = human(ma)
         for stage in self.stages:
-            cells = [stage.path]
+            cells = [escape(stage.path)]
             for row in (stage.a, stage.b):
                 cells += (
                     [shape_text(row.output), f"{row.params:,}", human(row.macs)]
@@ -74,24 +76,28 @@ class SpecDiff:
             table.add_row(*cells, "" if same else "≠", style=None if same else "yellow")
         fields = Table(title="spec fields that differ", header_style="bold")
         fields.add_column("field")
-        fields.add_column(self.a)
-        fields.add_column(self.b)
+        fields.add_column(a)
+        fields.add_column(b)
         for field in self.fields:
-            fields.add_row(field.path, _show(field.a), _show(field.b))
+            fields.add_row(escape(field.path), _show(field.a), _show(field.b))
         return [table, fields if self.fields else "no spec field differs"]
 
 
 def _show(value: Any) -> str:
-    return "-" if value is None else str(value)
+    return "-" if value is None else escape(str(value))
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted path -> scalar; a pair of equal numbers (``kernel: [3, 3]``) is that number."""
+    pair = isinstance(data, list | tuple) and len(data) == 2 and data[0] == data[1]
+    if pair and all(isinstance(v, int) and not isinstance(v, bool) for v in data):
+        data = data[0]
     if isinstance(data, dict):
         out: dict[str, Any] = {}
         for key, value in data.items():
             out.update(_flatten(value, f"{prefix}{key}."))
         return out
-    if isinstance(data, list):
+    if isinstance(data, list | tuple):
         out = {}
         for i, value in enumerate(data):
             out.update(_flatten(value, f"{prefix}{i}."))
@@ -100,18 +106,21 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def diff_specs(a: str, b: str, input_shape: tuple[int, ...] | None = None) -> SpecDiff:
-    """Compare two specs (paths or shipped names) at depth 1, and their resolved fields."""
-    located = {side: resolve(side) for side in (a, b)}
-    specs = {side: validate(located[side]) for side in (a, b)}
+    """Compare two specs (paths or shipped names) at depth 1, and their validated fields (defaults
+    filled in, so a field written out at its default equals one left out)."""
+    specs = {side: load_spec(side) for side in (a, b)}
     traces = {side: trace(specs[side], input_shape, depth=1) for side in (a, b)}
     rows_a = {r.path: r for r in traces[a].rows}
     rows_b = {r.path: r for r in traces[b].rows}
     order = list(rows_a) + [p for p in rows_b if p not in rows_a]
     stages = [StageDiff(p, rows_a.get(p), rows_b.get(p)) for p in order]
-    flat_a, flat_b = _flatten(located[a].data), _flatten(located[b].data)
+    flat_a, flat_b = (_flatten(specs[side].model_dump(mode="json")) for side in (a, b))
     keys = list(flat_a) + [k for k in flat_b if k not in flat_a]
     fields = [
         FieldDiff(k, flat_a.get(k), flat_b.get(k)) for k in keys if flat_a.get(k) != flat_b.get(k)
     ]
     totals = ((traces[a].params, traces[a].macs), (traces[b].params, traces[b].macs))
-    return SpecDiff(specs[a].name, specs[b].name, stages, fields, totals)
+    names = (specs[a].name, specs[b].name)
+    if names[0] == names[1]:  # e.g. a shipped spec against an edited copy: tell them apart
+        names = (a, b)
+    return SpecDiff(*names, stages, fields, totals)

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from torch import nn
 
 from zoo.blocks import Concat, Residual, ZooNet
-from zoo.errors import Problem, ZooError, ZooWarning
+from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
 from zoo.shapes import Shape, conv_out, fmt, pair, pool_out
 from zoo.spec import schema as s
 from zoo.spec.yaml_loader import Located, Path, dotted
@@ -75,6 +75,7 @@ class _Context:
 
 
 MAX_LAYERS = 100_000  # ResNet-152 has ~500; past this a spec is a mistake
+MAX_INPUT_DIM = 2**20  # any one input size (batch, channels, height, width), as for channels
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 LayerBuilder = Callable[[Any, Shape, _Context, Path], LayerPlan]
@@ -859,6 +860,7 @@ def plan_spec(spec: s.ModelSpec, input_shape: Shape | None = None) -> NetworkPla
     if input_shape is None:
         input_shape = (spec.input.channels, *pair(spec.input.size))
     input_shape = tuple(input_shape)
+    _check_input(spec, input_shape)
     ctx = _Context(spec._located)
     plans: list[LayerPlan] = []
     shape = input_shape
@@ -881,6 +883,23 @@ def plan_spec(spec: s.ModelSpec, input_shape: Shape | None = None) -> NetworkPla
     name = spec.name
     root = _container(name, "model", shape, plans, lambda named: ZooNet(named, name, input_shape))
     return NetworkPlan(spec, root, input_shape)
+
+
+def _check_input(spec: s.ModelSpec, shape: Shape) -> None:
+    """An input other than the spec's may change its size, never its channels: those are part of
+    the network (the first layer's weights), so changing them is a change to the spec."""
+    channels = spec.input.channels
+    if len(shape) != 3 or min(shape) < 1 or max(shape) > MAX_INPUT_DIM:
+        message = f"input shape {fmt(shape)} must be CxHxW with sizes from 1 to {MAX_INPUT_DIM:,}"
+    elif shape[0] != channels:
+        message = (
+            f"the input has {shape[0]} channels but {spec.name} takes {channels} "
+            f"(its input.channels); give a {channels}xHxW input, or change the spec "
+            f"(--set input.channels={shape[0]})"
+        )
+    else:
+        return
+    raise ZooError(Problem(message, kind="input"), ExitCode.USAGE_ERROR)
 
 
 _PREACT = ("preact_basic", "preact_bottleneck")

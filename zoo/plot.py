@@ -7,13 +7,14 @@ line at a time until it overlaps no label already placed, with a thin leader lin
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import ExitCode, Problem, ZooError
+from zoo.files import write_atomically
 
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")  # the file suffix picks the format
 LABEL_OFFSET = (5.0, 3.0)  # points right of and above the marker
 MAX_SHIFT_LINES = 12
 
@@ -75,7 +76,8 @@ def place_labels(ax: Any, points: Sequence[tuple[float, float]], labels: Sequenc
 
 
 def write_plot(rows: Sequence[Any], path: Path) -> None:
-    """Write the parameters-against-MACs scatter of bench ``rows`` to ``path`` atomically."""
+    """Write the parameters-against-MACs scatter of bench ``rows`` to ``path`` atomically, as PNG,
+    SVG or PDF by its suffix."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 7))
     try:
@@ -89,18 +91,10 @@ def write_plot(rows: Sequence[Any], path: Path) -> None:
         ax.set_title("zoo: parameters against multiply-adds")
         ax.grid(True, which="both", alpha=0.3)
         place_labels(ax, points, [r.spec for r in rows])
-        _save(fig, path)
+        image_format = path.suffix.lower().lstrip(".")
+        write_atomically(
+            path,
+            lambda handle: fig.savefig(handle, format=image_format, dpi=120, bbox_inches="tight"),
+        )
     finally:
         plt.close(fig)
-
-
-def _save(fig: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ZooError(
-            Problem(f"cannot write {path}: {exc.strerror}", str(path), kind="io"), ExitCode.IO_ERROR
-        ) from None

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from zoo.errors import Problem, ZooError
-from zoo.plan import LayerPlan, plan_spec
+from zoo.errors import ExitCode, Problem, ZooError
+from zoo.plan import MAX_INPUT_DIM, LayerPlan, plan_spec
 from zoo.shapes import Shape
 from zoo.spec import ModelSpec, load_spec
 
@@ -71,7 +71,17 @@ def parse_input_shape(shape: Any) -> tuple[int, ...]:
         raise ZooError(
             Problem(
                 f"input shape must be [N]xCxHxW with positive sizes, got {shape!r}", kind="input"
-            )
+            ),
+            ExitCode.USAGE_ERROR,
+        )
+    if max(dims) > MAX_INPUT_DIM:
+        raise ZooError(
+            Problem(
+                f"input shape {'x'.join(map(str, dims))}: every size must be at most "
+                f"{MAX_INPUT_DIM:,}",
+                kind="input",
+            ),
+            ExitCode.USAGE_ERROR,
         )
     return dims
 

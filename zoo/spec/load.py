@@ -49,6 +49,12 @@ def find_spec(path_or_name: str | Path) -> Path:
     if candidate.is_file():
         return candidate
     text = str(path_or_name)
+    if candidate.exists():  # a directory, a device, a pipe: not something to read a spec from
+        kind = "a directory" if candidate.is_dir() else "not a regular file"
+        raise ZooError(
+            Problem(f"{text} is {kind}; give a spec's .yaml file", kind="not_found"),
+            ExitCode.IO_ERROR,
+        )
     looks_like_path = candidate.suffix in (".yaml", ".yml") or "/" in text or "\\" in text
     if not looks_like_path:
         shipped = shipped_specs_dir() / f"{text}.yaml"

@@ -135,7 +135,16 @@ def test_list(capsys) -> None:
         (["bench", "lenet", "--batch", "2", "--input", "1x28x28"], 2, "exclude each other"),
         (["bench", "lenet", "--input", "3x28x28"], 2, "the input has 3 channels but lenet takes 1"),
         (["diff", "lenet", "vgg11", "--input", "3x28x28"], 2, "but lenet takes 1"),
-        (["build", "lenet", "--input", "1x1x2000000x28"], 2, "must be at most 1,048,576"),
+        (
+            ["build", "lenet", "--input", "1x1x2000000x28"],
+            2,
+            "every size from 1 to at most 1,048,576",
+        ),
+        (
+            ["build", "lenet", "--input", "2000000x1x28x28"],
+            2,
+            "batch 2,000,000 is more than 1,048,576",
+        ),
         (["build", "lenet", "--js"], 2, "unrecognized arguments: --js"),
         (["build", "/"], 3, "/ is a directory; give a spec's .yaml file"),
         (

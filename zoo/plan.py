@@ -846,7 +846,6 @@ _SECTIONS = ("stem", "stages", "head")
 class NetworkPlan:
     """A planned spec: the root plan (type ``model``) and the input shape (C, H, W) it is for."""
 
-    spec: s.ModelSpec
     root: LayerPlan
     input_shape: Shape
 
@@ -882,7 +881,7 @@ def plan_spec(spec: s.ModelSpec, input_shape: Shape | None = None) -> NetworkPla
     _warn_unnormalized_preactivation(plans, ctx)
     name = spec.name
     root = _container(name, "model", shape, plans, lambda named: ZooNet(named, name, input_shape))
-    return NetworkPlan(spec, root, input_shape)
+    return NetworkPlan(root, input_shape)
 
 
 def _check_input(spec: s.ModelSpec, shape: Shape) -> None:
@@ -890,7 +889,10 @@ def _check_input(spec: s.ModelSpec, shape: Shape) -> None:
     the network (the first layer's weights), so changing them is a change to the spec."""
     channels = spec.input.channels
     if len(shape) != 3 or min(shape) < 1 or max(shape) > MAX_INPUT_DIM:
-        message = f"input shape {fmt(shape)} must be CxHxW with sizes from 1 to {MAX_INPUT_DIM:,}"
+        message = (
+            f"input shape {fmt(shape)} must be CxHxW, every size from 1 to at most "
+            f"{MAX_INPUT_DIM:,}"
+        )
     elif shape[0] != channels:
         message = (
             f"the input has {shape[0]} channels but {spec.name} takes {channels} "

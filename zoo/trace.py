@@ -2,7 +2,8 @@
 
 For a spec, the figures are the compiler's own shape and cost inference (:mod:`zoo.plan`):
 arithmetic over the spec, with no module constructed and no weights allocated, so tracing costs
-the same at any input size or batch and a ResNet-152 traces in milliseconds. For any other ``nn.Module`` the tracer falls back to forward hooks and
+the same at any input size or batch and a ResNet-152 traces in milliseconds. For any other
+``nn.Module`` the tracer falls back to forward hooks and
 ``torch.utils.flop_counter.FlopCounterMode`` on a forward pass.
 
 Multiply-adds (MACs) count convolutions and linear layers, the way torchvision's published
@@ -74,13 +75,9 @@ def parse_input_shape(shape: Any) -> tuple[int, ...]:
             ),
             ExitCode.USAGE_ERROR,
         )
-    if max(dims) > MAX_INPUT_DIM:
+    if dims[0] > MAX_INPUT_DIM:  # channels, height and width are checked by plan_spec
         raise ZooError(
-            Problem(
-                f"input shape {'x'.join(map(str, dims))}: every size must be at most "
-                f"{MAX_INPUT_DIM:,}",
-                kind="input",
-            ),
+            Problem(f"batch {dims[0]:,} is more than {MAX_INPUT_DIM:,}", kind="input"),
             ExitCode.USAGE_ERROR,
         )
     return dims

@@ -1,15 +1,21 @@
 """The ``zoo`` command: build, trace, validate and list specs.
 
 Human output (tables, progress, errors) goes to stderr; ``--json`` writes only JSON to stdout.
+A reader that closes either stream early (``| head``) ends that output quietly but never changes
+the exit code; any other failure to write stdout (closed, full) is one line and exit code 3.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import errno
+import io
 import json
 import os
 import re
+import signal
 import sys
 import warnings
 from collections.abc import Sequence
@@ -21,7 +27,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
-from zoo.files import output_path, write_atomically
+from zoo.files import Interrupted, output_path, writable_target, write_atomically
 from zoo.plot import PLOT_SUFFIXES
 from zoo.shapes import pair
 from zoo.trace import parse_input_shape
@@ -31,7 +37,10 @@ exit codes:
   0  success
   1  invalid spec: YAML syntax, validation or shape error (each reported as file:line:col: path: message)
   2  invalid command line (unknown option, malformed --input, a --device this machine lacks, ...)
-  3  a file could not be found, read or written
+  3  a file could not be found, read or written (zoo refuses to write over anything but a
+     regular file, and over the command's own inputs); standard output is closed or full
+  130, 143, 129  interrupted by SIGINT (Ctrl-C), SIGTERM or SIGHUP; a file being written is
+     removed and the old one kept
 """
 
 _INPUT_RE = re.compile(r"^(?:(\d+)x)?(\d+)x(\d+)x(\d+)$")
@@ -223,7 +232,7 @@ def _parser() -> _Parser:
 
 
 # --------------------------------------------------------------------------- commands
-def _cmd_build(args: argparse.Namespace, err: Console) -> int:
+def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from zoo.compiler import build, resolve_device
     from zoo.render import human, shape_text, trace_table, trace_tree
     from zoo.spec import load_spec
@@ -236,10 +245,22 @@ def _cmd_build(args: argparse.Namespace, err: Console) -> int:
     dims = parse_input(args.input) if args.input is not None else None
     output = output_path(args.output, "--output") if args.output is not None else None
     device = resolve_device(args.device or "cpu")  # before any work
+    if output is not None and device.type == "meta":
+        raise ZooError(
+            Problem(
+                "--output saves weights, and --device meta makes none (shapes only); "
+                "leave out --device meta, or use --device cpu",
+                "zoo",
+                kind="usage",
+            ),
+            ExitCode.USAGE_ERROR,
+        )
     spec = load_spec(args.spec, args.overrides)
-    result = trace(
-        spec, dims, depth=args.depth
-    )  # validates shapes; costs nothing at any input size
+    inputs = spec_files(spec)
+    if output is not None:
+        writable_target(output, inputs)  # refused now, not after a long build
+    # validates shapes; costs nothing at any input size
+    result = trace(spec, dims, depth=args.depth)
     if output is not None or args.device is not None:
         # build() refuses oversized weights (unless --force) before allocating
         model = build(spec, device=device, input_shape=result.input[1:], force=args.force)
@@ -249,10 +270,10 @@ def _cmd_build(args: argparse.Namespace, err: Console) -> int:
             built_for = spec.input.model_copy(
                 update={"channels": c, "size": h if h == w else (h, w)}
             )
-            _save(model, spec.model_copy(update={"input": built_for}), output)
+            _save(model, spec.model_copy(update={"input": built_for}), output, inputs)
             err.print(f"saved {output}", markup=False, highlight=False)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        out.write(json.dumps(result.to_dict()) + "\n")
     elif args.trace or args.tree or args.depth is not None:  # --tree and --depth imply --trace
         err.print(trace_tree(result) if args.tree else trace_table(result))
     else:
@@ -263,8 +284,8 @@ def _cmd_build(args: argparse.Namespace, err: Console) -> int:
     return ExitCode.OK
 
 
-def _save(model: Any, spec: Any, path: Path) -> None:
-    """Write a checkpoint atomically: a temp file in the same folder, then a rename."""
+def _save(model: Any, spec: Any, path: Path, inputs: Sequence[str]) -> None:
+    """Write a checkpoint by the output rules of :mod:`zoo.files` (atomic, never over ``inputs``)."""
     import torch
 
     checkpoint = {
@@ -272,10 +293,10 @@ def _save(model: Any, spec: Any, path: Path) -> None:
         "spec": spec.model_dump(mode="json"),
         "state_dict": model.state_dict(),
     }
-    write_atomically(path, lambda handle: torch.save(checkpoint, handle))
+    write_atomically(path, lambda handle: torch.save(checkpoint, handle), inputs)
 
 
-def _cmd_validate(args: argparse.Namespace, err: Console) -> int:
+def _cmd_validate(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from zoo.spec import load_spec
     from zoo.trace import trace
 
@@ -314,11 +335,11 @@ def _cmd_validate(args: argparse.Namespace, err: Console) -> int:
             if not args.json:
                 _report(exc, err)
     if args.json:
-        print(json.dumps(results))
+        out.write(json.dumps(results) + "\n")
     return status
 
 
-def _cmd_list(args: argparse.Namespace, err: Console) -> int:
+def _cmd_list(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from zoo.render import human
     from zoo.spec import load_spec, shipped_spec_names
     from zoo.trace import trace
@@ -337,7 +358,7 @@ def _cmd_list(args: argparse.Namespace, err: Console) -> int:
             }
         )
     if args.json:
-        print(json.dumps(rows))
+        out.write(json.dumps(rows) + "\n")
         return ExitCode.OK
     table = Table(title="Shipped specs", header_style="bold")
     table.add_column("Spec")
@@ -357,20 +378,20 @@ def _cmd_list(args: argparse.Namespace, err: Console) -> int:
     return ExitCode.OK
 
 
-def _cmd_resolve(args: argparse.Namespace, err: Console) -> int:
+def _cmd_resolve(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from zoo.spec.load import resolve, resolved_yaml, validate
     from zoo.trace import trace
 
     located = resolve(args.spec, args.overrides)
     trace(validate(located), depth=0)  # only a spec that builds is printed
-    sys.stdout.write(resolved_yaml(located))
+    out.write(resolved_yaml(located))
     return ExitCode.OK
 
 
 _LATENCY_COLUMNS = ("latency_ms", "train_latency_ms")
 
 
-def _cmd_bench(args: argparse.Namespace, err: Console) -> int:
+def _cmd_bench(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from rich.progress import Progress
 
     from zoo.bench import COLUMNS, BenchRow, check_latency_memory, measure_latency, measure_spec
@@ -401,6 +422,8 @@ def _cmd_bench(args: argparse.Namespace, err: Console) -> int:
             Problem(f"--sort {sort_key} needs --latency", "zoo", kind="usage"), ExitCode.USAGE_ERROR
         )
     plot = output_path(args.plot, "--plot", PLOT_SUFFIXES) if args.plot is not None else None
+    if plot is not None:
+        writable_target(plot)  # a FIFO or a folder there is refused before measuring anything
     if args.batch is not None and (args.input is not None or args.batch < 1):
         message = "--batch and --input exclude each other" if args.input else "--batch must be >= 1"
         raise ZooError(Problem(message, "zoo", kind="usage"), ExitCode.USAGE_ERROR)
@@ -412,12 +435,14 @@ def _cmd_bench(args: argparse.Namespace, err: Console) -> int:
             ExitCode.USAGE_ERROR,
         )
     rows: list[BenchRow] = []
+    inputs: list[str] = []
     # a progress bar only on a terminal: in a pipe or a log it would leave a blank line
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("bench", total=len(names))
         for name in names:
             progress.update(task, description=name)
             spec = load_spec(name)
+            inputs += spec_files(spec)
             if args.batch is not None:
                 dims = parse_input_shape((args.batch, spec.input.channels, *pair(spec.input.size)))
             row = measure_spec(spec, dims)
@@ -435,12 +460,13 @@ def _cmd_bench(args: argparse.Namespace, err: Console) -> int:
     if plot is not None:
         from zoo.plot import write_plot
 
-        write_plot(rows, plot)
+        write_plot(rows, plot, inputs)
         err.print(f"wrote {plot}", markup=False, highlight=False)
     if args.json:
-        print(json.dumps([r.to_dict() for r in rows]))
+        out.write(json.dumps([r.to_dict() for r in rows]) + "\n")
     elif args.csv:
-        writer = csv.writer(sys.stdout)
+        text = io.StringIO()
+        writer = csv.writer(text)
         writer.writerow(COLUMNS)
         for r in rows:
             writer.writerow(
@@ -449,6 +475,7 @@ def _cmd_bench(args: argparse.Namespace, err: Console) -> int:
                     for v in r.to_dict().values()
                 ]
             )
+        out.write(text.getvalue())
     else:
         err.print(_bench_table(rows, args.latency))
     return ExitCode.OK
@@ -479,23 +506,23 @@ def _bench_table(rows: Sequence[Any], latency: bool) -> Table:
     return table
 
 
-def _cmd_diff(args: argparse.Namespace, err: Console) -> int:
+def _cmd_diff(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from zoo.diff import diff_specs
 
     dims = parse_input(args.input) if args.input else None
     result = diff_specs(args.a, args.b, dims)
     if args.json:
-        print(json.dumps(result.to_dict()))
+        out.write(json.dumps(result.to_dict()) + "\n")
     else:
         for renderable in result.render():
             err.print(renderable)
     return ExitCode.OK
 
 
-def _cmd_schema(args: argparse.Namespace, err: Console) -> int:
+def _cmd_schema(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from zoo.reference import json_schema_text
 
-    sys.stdout.write(json_schema_text())
+    out.write(json_schema_text())
     return ExitCode.OK
 
 
@@ -530,42 +557,131 @@ def _report(exc: ZooError, err: Console) -> None:
         err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
+def _to_devnull(stream: Any) -> None:
+    """Point ``stream``'s file descriptor at the null device, so that later writes to it, and
+    Python's flush at exit, succeed instead of failing (or printing "Exception ignored") again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, stream.fileno())
+        finally:
+            os.close(null)
+
+
+class Stdout:
+    """Where results go. A reader that stops early (``zoo list --json | head -c 10``) ends the
+    output quietly and leaves the exit code to the command; a closed or full stdout is an error."""
+
+    def __init__(self) -> None:
+        self.gone = False  # the reader closed the pipe: what is left to write goes nowhere
+
+    def write(self, text: str) -> None:
+        if self.gone:
+            return
+        stream = sys.stdout
+        try:
+            if stream is None:  # started with stdout closed (`zoo schema >&-`)
+                raise OSError(errno.EBADF, "it is closed")
+            stream.write(text)
+            stream.flush()
+        except BrokenPipeError:
+            self.gone = True
+            _to_devnull(stream)
+        except (OSError, ValueError) as exc:  # ValueError: a file object closed by Python code
+            self.gone = True
+            _to_devnull(stream)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ZooError(
+                Problem(f"cannot write the results to standard output: {reason}", "zoo", kind="io"),
+                ExitCode.IO_ERROR,
+            ) from None
+
+
+class _Diagnostics(io.TextIOBase):
+    """stderr for rich: a closed pipe or a full disk there silences diagnostics, never the command
+    (`zoo validate *.yaml 2>&1 | head -1` still exits with the validation's code)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+        self._gone = stream is None
+
+    def write(self, text: str) -> int:
+        if not self._gone:
+            try:
+                self._stream.write(text)
+            except (OSError, ValueError):
+                self._gone = True
+                _to_devnull(self._stream)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self._gone:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError):
+                self._gone = True
+                _to_devnull(self._stream)
+
+    def isatty(self) -> bool:
+        return not self._gone and self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+
 def _stderr_console() -> Console:
-    # Piped or captured output (make demo, CI logs) gets a wide console instead of rich's 80-column
-    # fallback, so dotted layer paths are never cut.
-    console = Console(stderr=True)
+    stream = _Diagnostics(sys.stderr)
+    console = Console(file=stream)
     if not console.is_terminal:
-        console = Console(stderr=True, width=160)
+        # Piped or captured output (make demo, CI logs) gets a wide console instead of rich's
+        # 80-column fallback, so dotted layer paths are never cut.
+        console = Console(file=stream, width=160)
     return console
+
+
+def spec_files(spec: Any) -> list[str]:
+    """The files a loaded spec was read from (itself and every base it extends): the inputs no
+    output of the command may overwrite."""
+    located = getattr(spec, "_located", None)
+    if located is None:
+        return []
+    marks = (*located.key_marks.values(), *located.value_marks.values())
+    return sorted({located.file, *(file for file, *_ in marks)} - {"--set"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``zoo`` console script; returns the exit code."""
     err = _stderr_console()
-    try:
-        args = _parser().parse_args(argv)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ZooWarning)
-            code = int(_COMMANDS[args.command](args, err))
-            sys.stdout.flush()  # a closed pipe shows here, inside the handler below
-        # `validate` reports its own warnings next to each spec; others report them at the end
-        _report_warnings(
-            [w.message.problem for w in caught if isinstance(w.message, ZooWarning)], err
-        )
-        return code
-    except ZooError as exc:
-        if "--json" in (argv if argv is not None else sys.argv):
-            print(json.dumps({"problems": [p.to_dict() for p in exc.problems]}))
-        _report(exc, err)
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
-    except BrokenPipeError:
-        # The reader of stdout stopped early (`zoo bench --all --csv | head -1`): not an error.
-        # Point stdout at devnull so Python's exit flush does not fail a second time.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return ExitCode.OK
+    out = Stdout()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ZooWarning)
+        try:
+            args = _parser().parse_args(argv)
+            code = int(_COMMANDS[args.command](args, err, out))
+        except ZooError as exc:
+            code = int(exc.exit_code)
+            # a plugin that failed to load is what explains an "unknown type": warnings first
+            _report_warnings(_zoo_warnings(caught), err)
+            if "--json" in (argv if argv is not None else sys.argv):
+                with contextlib.suppress(ZooError):  # a failing stdout cannot change the code
+                    out.write(json.dumps({"problems": [p.to_dict() for p in exc.problems]}) + "\n")
+            _report(exc, err)
+            return code
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP while writing a file
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            err.print(
+                f"interrupted ({signal.Signals(signum).name}); no file was left half-written",
+                markup=False,
+                highlight=False,
+            )
+            return 128 + signum
+    # `validate` reports its own warnings next to each spec; others report them at the end
+    _report_warnings(_zoo_warnings(caught), err)
+    return code
+
+
+def _zoo_warnings(caught: Sequence[warnings.WarningMessage]) -> list[Problem]:
+    return [w.message.problem for w in caught if isinstance(w.message, ZooWarning)]
 
 
 if __name__ == "__main__":

@@ -75,9 +75,9 @@ def place_labels(ax: Any, points: Sequence[tuple[float, float]], labels: Sequenc
     return annotations
 
 
-def write_plot(rows: Sequence[Any], path: Path) -> None:
-    """Write the parameters-against-MACs scatter of bench ``rows`` to ``path`` atomically, as PNG,
-    SVG or PDF by its suffix."""
+def write_plot(rows: Sequence[Any], path: Path, inputs: Sequence[str] = ()) -> None:
+    """Write the parameters-against-MACs scatter of bench ``rows`` to ``path`` by the output rules
+    of :mod:`zoo.files` (atomic, never over ``inputs``), as PNG, SVG or PDF by its suffix."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(10, 7))
     try:
@@ -95,6 +95,7 @@ def write_plot(rows: Sequence[Any], path: Path) -> None:
         write_atomically(
             path,
             lambda handle: fig.savefig(handle, format=image_format, dpi=120, bbox_inches="tight"),
+            inputs,
         )
     finally:
         plt.close(fig)

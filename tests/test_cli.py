@@ -246,18 +246,6 @@ def test_plot_format_follows_the_suffix(capsys, tmp_path: Path) -> None:
     assert "<svg" in svg.read_text()[:1000]
 
 
-def test_a_closed_pipe_is_not_an_error(tmp_path: Path) -> None:
-    zoo_bin = Path(sys.executable).parent / "zoo"
-    proc = subprocess.Popen(
-        [str(zoo_bin), "bench", "lenet", "--json"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    proc.stdout.close()  # the reader is gone before zoo writes (importing torch takes seconds)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 0 and b"Traceback" not in err and err == b""
-
-
 def test_bench_batch_keeps_each_spec_size_and_needs_no_progress_line(capsys) -> None:
     code, out, err = run(capsys, "bench", "lenet", "resnet18", "--batch", "2", "--json")
     assert code == 0 and err == ""  # no progress bar off a terminal, not even a blank line

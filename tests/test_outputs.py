@@ -150,7 +150,7 @@ def test_new_files_follow_the_umask(capsys, tmp_path: Path, umask, mask: int, mo
     assert stat.S_IMODE(plot.stat().st_mode) == mode
 
 
-@pytest.mark.parametrize("mode", [0o644, 0o600, 0o755, 0o444])
+@pytest.mark.parametrize("mode", [0o644, 0o600, 0o755, 0o640])
 def test_replaced_files_keep_their_mode(capsys, tmp_path: Path, umask, mode: int) -> None:
     target = tmp_path / "m.pt"
     target.write_bytes(OLD)
@@ -158,6 +158,24 @@ def test_replaced_files_keep_their_mode(capsys, tmp_path: Path, umask, mode: int
     assert run_cli(capsys, "build", "lenet", "--output", str(target))[0] == 0
     assert stat.S_IMODE(target.stat().st_mode) == mode
     assert target.read_bytes() != OLD
+
+
+def test_a_read_only_file_is_refused(capsys, tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "m.pt"
+    target.write_bytes(OLD)
+    target.chmod(0o444)
+    # root may write anything, so the tests (often run as root) ask os.access as another user would
+    real_access = os.access
+    monkeypatch.setattr(
+        zoo.files.os, "access", lambda p, mode: False if Path(p) == target else real_access(p, mode)
+    )
+    code, _, err = run_cli(capsys, "build", "lenet", "--output", str(target))
+    assert code == 3
+    assert _one_line(err) == (
+        f"{target}: will not write over it: it is read-only; make it writable (chmod u+w) to "
+        "replace it"
+    )
+    assert target.read_bytes() == OLD
 
 
 # --------------------------------------------------------------------------- inputs and meta

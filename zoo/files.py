@@ -3,7 +3,8 @@
 The rules every file zoo writes follows (``--output``, ``--plot``):
 
 - an existing target must be a regular file, or a symlink to one (the link's target is written, the
-  link stays); a device, FIFO, socket, directory or dangling symlink is refused;
+  link stays); a device, FIFO, socket, directory or dangling symlink is refused, and so is a file
+  this user may not write (renaming over it would bypass its permissions);
 - a file that is an input of the command (the spec, a base it extends) is never written over;
 - the content goes to a temporary file in the target's folder, is flushed to disk, then renamed
   over the target: readers see the old file or the whole new one, never half of it;
@@ -81,7 +82,8 @@ _KINDS = (
 
 def writable_target(path: Path, inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
     """The file that writing ``path`` replaces: ``path`` itself, or the regular file a symlink at
-    ``path`` points to. Refused (exit 3) when that is not a regular file, or is one of ``inputs``."""
+    ``path`` points to. Refused (exit 3) when that is not a regular file, is read-only for this
+    user, or is one of ``inputs``."""
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -99,6 +101,9 @@ def writable_target(path: Path, inputs: Iterable[str | os.PathLike[str]] = ()) -
         if is_kind(info.st_mode):
             suffix = f" (the target of the symlink {path})" if target != path else ""
             raise _refuse(path, f"{reason}{suffix}; zoo only replaces regular files")
+    # renaming over a file needs only the folder's permission: honour the file's own, as cp does
+    if not os.access(target, os.W_OK):
+        raise _refuse(path, "it is read-only; make it writable (chmod u+w) to replace it")
     for source in inputs:
         with contextlib.suppress(OSError):  # an input that is gone cannot be written over
             if os.path.samefile(target, source):

@@ -216,6 +216,8 @@ def test_residual_body_and_shortcut_disagree(write_spec) -> None:
     )
     assert p.path == "stages.0.shortcut"
     assert "residual body gives 4x30x30 but the projected shortcut gives 4x32x32" in p.message
+    # no body layer strides: moving a stride to the block is not the fix, padding is
+    assert "put the stride on the block" not in p.message and "pad its convs" in p.message
 
 
 def test_duplicate_names(write_spec) -> None:

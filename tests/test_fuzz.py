@@ -38,6 +38,13 @@ values = st.recursive(
 )
 
 
+# Numbers and booleans as YAML 1.1 wrote them, pasted into the text as they are: the loader reads
+# them the YAML 1.2 way (010 is 10, 1:30 and yes are strings), and nothing else may escape.
+YAML11_SCALARS = ["010", "0o10", "0x10", "1:30", "1_000", "0b11", "yes", "on", "true", ".inf",
+                  "-.inf", ".nan", "+0x1", "-010", "2024-01-31", "~", "="]  # fmt: skip
+RAW = "raw_scalar_{}"  # a plain scalar that safe_dump writes as it is, replaced after dumping
+
+
 def _paths(data: Any, prefix: tuple = ()) -> list[tuple]:
     found = [prefix]
     if isinstance(data, dict):
@@ -52,6 +59,7 @@ def _paths(data: Any, prefix: tuple = ()) -> list[tuple]:
 @st.composite
 def mutated_specs(draw: st.DrawFn) -> str:
     data = copy.deepcopy(BASES[draw(st.sampled_from(FUZZED))])
+    raw: list[str] = []
     for _ in range(draw(st.integers(1, 4))):
         path = draw(st.sampled_from(_paths(data)))
         if not path:
@@ -60,9 +68,13 @@ def mutated_specs(draw: st.DrawFn) -> str:
         for key in path[:-1]:
             parent = parent[key]
         key = path[-1]
-        action = draw(st.sampled_from(["replace", "delete", "rename", "duplicate", "insert"]))
+        actions = ["replace", "delete", "rename", "duplicate", "insert", "yaml11"]
+        action = draw(st.sampled_from(actions))
         if action == "replace":
             parent[key] = draw(values)
+        elif action == "yaml11" and isinstance(parent[key], int | float | bool):
+            parent[key] = RAW.format(len(raw))
+            raw.append(draw(st.sampled_from(YAML11_SCALARS)))
         elif action == "delete":
             del parent[key]
         elif action == "rename" and isinstance(parent, dict):
@@ -80,6 +92,8 @@ def mutated_specs(draw: st.DrawFn) -> str:
             )
             parent.insert(key, layer)
     text = yaml.safe_dump(data, sort_keys=False)
+    for i, scalar in reversed(list(enumerate(raw))):  # raw_scalar_10 before raw_scalar_1
+        text = text.replace(RAW.format(i), scalar)
     if draw(st.booleans()):  # and sometimes damage the text itself
         cut = draw(st.integers(0, len(text)))
         text = text[:cut] + draw(st.text(max_size=6)) + text[cut + draw(st.integers(0, 8)) :]

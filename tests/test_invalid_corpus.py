@@ -19,12 +19,21 @@ EXPECTED = [
     ("a_billion_channels", 4, 23, "stem.0.out", "Input should be less than or equal to 1048576"),
     ("bad_spec_name", 1, 7, "name", "String should match pattern '^[A-Za-z0-9_.-]+$'"),
     (
+        "bool_key",
+        5,
+        25,
+        "stages",
+        "a key must be a name or a list index, not a boolean (true); ",
+    ),
+    ("boolean_channels", 4, 23, "stem.0.out", "Input should be a valid integer"),
+    (
         "bottleneck_expansion",
         4,
         5,
         "stages.0",
         "out (10) must be divisible by expansion (4); or give width",
     ),
+    ("complex_key", 5, 3, "", "a key must be a name or a list index, not a list"),
     (
         "concat_sizes_differ",
         7,
@@ -39,6 +48,7 @@ EXPECTED = [
         "stem.1",
         "conv needs a CxHxW feature map but gets 1-d features (3072);",
     ),
+    ("deep_nesting", 3, 71, "", "nesting deeper than 64 levels"),
     ("depth_of_a_million", 4, 34, "stages.0.depth", "Input should be less than or equal to 1000"),
     ("dropout_above_one", 4, 24, "head.0.p", "Input should be less than or equal to 1"),
     (
@@ -83,13 +93,7 @@ EXPECTED = [
         "stages.layer1",
         "stages is a list in the base spec: patch it by index ({2: {d",
     ),
-    (
-        "fractional_depth",
-        4,
-        34,
-        "stages.0.depth",
-        "Input should be a valid integer, got a number with a fractio",
-    ),
+    ("fractional_depth", 4, 34, "stages.0.depth", "Input should be a valid integer"),
     (
         "groups_do_not_divide",
         4,
@@ -98,6 +102,8 @@ EXPECTED = [
         "groups=2 must divide both the input channels (3) and out (8)",
     ),
     ("inception_missing_field", 4, 5, "stages.0.b1", "missing required field 'b1'"),
+    ("infinite_eps", 5, 28, "stem.1.eps", "Input should be a finite number"),
+    ("input_size_too_large", 2, 28, "input.size", "Input should be less than or equal to 1048576"),
     (
         "input_too_small",
         4,
@@ -105,13 +111,8 @@ EXPECTED = [
         "stem.0",
         "conv (kernel 7x7, stride 1, padding 0) turns a 3x4x4 input i",
     ),
-    (
-        "kernel_not_a_number",
-        4,
-        34,
-        "stem.0.kernel",
-        "Input should be a valid integer, unable to parse string as a",
-    ),
+    ("invalid_utf8", 2, 43, "", "invalid UTF-8 (byte 0xe9); save the file as UTF-8"),
+    ("kernel_not_a_number", 4, 34, "stem.0.kernel", "Input should be a valid integer"),
     (
         "layer_name_with_dot",
         4,
@@ -126,6 +127,13 @@ EXPECTED = [
         "head.0",
         "linear needs flat features but gets a 8x30x30 feature map; a",
     ),
+    (
+        "merge_not_an_alias",
+        5,
+        10,
+        "",
+        "while constructing a mapping expected a mapping or list of ma",
+    ),
     ("missing_input", 1, 1, "input", "missing required field 'input'"),
     (
         "missing_type",
@@ -136,6 +144,14 @@ EXPECTED = [
     ),
     ("negative_padding", 4, 46, "stem.0.padding", "Input should be greater than or equal to 0"),
     ("no_layers", 1, 1, "", "a spec needs at least one layer in stem, stages or head"),
+    ("null_key", 4, 37, "stem.0", "a key must be a name or a list index, not null (~); quote "),
+    (
+        "padding_makes_a_huge_map",
+        4,
+        5,
+        "stem.0",
+        "conv gives a 8x2000030x2000030 output: its height (2,000,030)",
+    ),
     (
         "pool_padding_too_large",
         4,
@@ -145,13 +161,28 @@ EXPECTED = [
     ),
     ("python_tag", 3, 7, "stem", "tag 'tag:yaml.org,2002:python/object/apply:os.system' is not"),
     (
+        "recursive_merge",
+        8,
+        5,
+        "stem.0",
+        "recursive merge: `<<` merges a mapping that contains it; mer",
+    ),
+    (
         "same_padding_with_stride",
         4,
         5,
         "stem.0",
         "padding 'same' needs stride 1 (PyTorch's rule); give the pad",
     ),
+    ("sexagesimal_is_a_string", 4, 34, "stem.0.kernel", "Input should be a valid integer"),
     ("spec_is_a_list", 1, 1, "", "a spec must be a mapping (name, input, stem, stages, head), "),
+    (
+        "stride_at_a_batchnorm",
+        6,
+        16,
+        "stages.0.stride_at",
+        "'bn' is a batchnorm, which has no stride; stride_at must name",
+    ),
     ("stride_at_unknown_layer", 6, 16, "stages.0.stride_at", "no body layer is named 'conv9'"),
     (
         "stride_on_body_layer",

@@ -76,3 +76,32 @@ def test_a_ten_billion_parameter_variant_costs_no_memory_to_count(write_spec, ca
     assert grown < 100_000  # KiB: counting it allocated nothing of the sort
     assert main(["bench", str(path), "--json"]) == 0
     assert '"params": 10' in capsys.readouterr().out
+
+
+def test_a_padding_that_makes_a_map_too_large(write_spec) -> None:
+    # each field is within its bound; the planned map is not: 32 + 2 * 1,000,000 - 2 rows
+    problem = _problem(write_spec, "stem: [{type: conv, out: 4, kernel: 3, padding: 1000000}]\n")
+    assert (problem.line, problem.column, problem.path) == (3, 8, "stem.0")
+    assert problem.kind == "too_large"
+    assert (
+        "conv gives a 4x2000030x2000030 output: its height (2,000,030) is over the limit of 1,048,576"
+        in (problem.message)
+    )
+
+
+def test_flattened_features_are_bounded(write_spec) -> None:
+    body = "stem: [{type: conv, out: 2048, kernel: 1}]\nhead: [{type: flatten}]\n"
+    problem = _problem(write_spec, body, device="meta")
+    assert (problem.line, problem.path, problem.kind) == (4, "head.0", "too_large")
+    assert "its features (2,097,152) is over the limit of 1,048,576" in problem.message
+    assert "pool before the flatten" in problem.message
+
+
+def test_concatenated_channels_are_bounded(write_spec) -> None:
+    body = (
+        "stages:\n  - type: concat\n    branches:\n"
+        "      - {type: conv, out: 1048576, kernel: 1}\n      - {type: conv, out: 1, kernel: 1}\n"
+    )
+    problem = _problem(write_spec, body, device="meta")
+    assert (problem.line, problem.path) == (4, "stages.0")
+    assert "its channels (1,048,577) is over the limit of 1,048,576" in problem.message

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import textwrap
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
+import pydantic
 import pytest
 import torch
 from torch import nn
 
 import zoo
 import zoo.plugins
+from tests.conftest import run_cli
 from zoo import plan
-from zoo.errors import ZooError
+from zoo.errors import ZooError, ZooWarning
 from zoo.spec.schema import PLUGIN_TYPES
 
 
@@ -43,8 +48,7 @@ def squeeze_excite():
         return SqueezeExcite(in_shape[0], spec.reduction)
 
     yield
-    PLUGIN_TYPES.pop("squeeze_excite")
-    plan._LAYER_BUILDERS.pop(SqueezeExciteSpec)
+    zoo.unregister_layer("squeeze_excite")
 
 
 SPEC = """
@@ -110,8 +114,27 @@ def test_builder_failure_is_located(write_spec) -> None:
         assert (problem.line, problem.path, problem.kind) == (3, "stem.0", "plugin")
         assert "broken_layer cannot take a 3x8x8 input" in problem.message
     finally:
-        PLUGIN_TYPES.pop("broken_layer")
-        plan._LAYER_BUILDERS.pop(Broken)
+        zoo.unregister_layer(Broken)
+
+
+def test_builder_that_exits_is_located(write_spec) -> None:
+    class Quitter(zoo.LayerSpec):
+        type: Literal["quitter"]
+
+    @zoo.register_layer(Quitter)
+    def build(spec: Quitter, in_shape: tuple[int, ...]) -> nn.Module:
+        sys.exit(0)
+
+    try:
+        with pytest.raises(ZooError) as info:
+            zoo.trace(
+                write_spec("name: q\ninput: {channels: 3, size: 8}\nstem: [{type: quitter}]\n")
+            )
+        [problem] = info.value.problems
+        assert (problem.line, problem.path, problem.kind) == (3, "stem.0", "plugin")
+        assert problem.message == "quitter cannot take a 3x8x8 input: SystemExit: 0"
+    finally:
+        zoo.unregister_layer(Quitter)
 
 
 def test_registration_mistakes() -> None:
@@ -127,37 +150,212 @@ def test_registration_mistakes() -> None:
         zoo.register_layer(Clash)
 
 
-def test_entry_point_plugin(tmp_path: Path, write_spec, monkeypatch) -> None:
-    package = tmp_path / "zoo_blur"
-    package.mkdir()
-    (package / "__init__.py").write_text(
-        textwrap.dedent(
-            """
-            from typing import Literal
-            from torch import nn
-            import zoo
+def test_registration_mistakes_name_what_to_do() -> None:
+    with pytest.raises(TypeError, match=r"takes a zoo\.LayerSpec subclass, got 42"):
+        zoo.register_layer(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="builder must be a function"):
+        zoo.register_layer(SqueezeExciteSpec)("not a function")  # type: ignore[arg-type]
+    assert "squeeze_excite" not in PLUGIN_TYPES
 
-            class BlurSpec(zoo.LayerSpec):
-                type: Literal["blur_pool"]
-                stride: int = 2
 
-            def register():
-                @zoo.register_layer(BlurSpec)
-                def build(spec, in_shape):
-                    return nn.AvgPool2d(3, spec.stride, 1)
-            """
-        )
+def test_reregistering_the_same_class_is_a_no_op(squeeze_excite) -> None:
+    builder = plan._LAYER_BUILDERS[SqueezeExciteSpec]
+    zoo.register_layer(SqueezeExciteSpec)(lambda spec, in_shape: nn.Identity())
+    assert PLUGIN_TYPES["squeeze_excite"] is SqueezeExciteSpec
+    assert plan._LAYER_BUILDERS[SqueezeExciteSpec] is builder
+
+
+def _spec_model(tag: str, module: str) -> type[zoo.LayerSpec]:
+    """A spec model for ``tag`` defined, as far as zoo can tell, in ``module``."""
+    return pydantic.create_model(
+        "OtherSpec", __base__=zoo.LayerSpec, __module__=module, type=(Literal[tag], ...)
     )
-    dist = tmp_path / "zoo_blur-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-blur\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[zoo.plugins]\nblur = zoo_blur:register\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+def test_a_type_registered_from_another_module_is_refused(squeeze_excite) -> None:
+    other = _spec_model("squeeze_excite", "other_package.layers")
+    with pytest.raises(ValueError) as info:
+        zoo.register_layer(other)(lambda spec, in_shape: nn.Identity())
+    assert str(info.value) == (
+        f"type 'squeeze_excite' is already registered by module {__name__}; module "
+        "other_package.layers cannot register it too: rename one of them, or call "
+        "zoo.unregister_layer('squeeze_excite') first"
+    )
+    assert PLUGIN_TYPES["squeeze_excite"] is SqueezeExciteSpec
+
+
+def test_the_same_module_may_register_a_type_again(squeeze_excite) -> None:
+    """A notebook cell or a reloaded module defines its class anew: the new one replaces it."""
+    again = _spec_model("squeeze_excite", __name__)
+    zoo.register_layer(again)(lambda spec, in_shape: nn.Identity())
+    assert PLUGIN_TYPES["squeeze_excite"] is again
+    assert SqueezeExciteSpec not in plan._LAYER_BUILDERS and again in plan._LAYER_BUILDERS
+
+
+def test_unregister_layer(write_spec) -> None:
+    @zoo.register_layer(SqueezeExciteSpec)
+    def build(spec: SqueezeExciteSpec, in_shape: tuple[int, ...]) -> nn.Module:
+        return SqueezeExcite(in_shape[0], spec.reduction)
+
+    path = write_spec(SPEC)
+    zoo.load_spec(path)
+    zoo.unregister_layer(SqueezeExciteSpec)
+    assert "squeeze_excite" not in PLUGIN_TYPES and SqueezeExciteSpec not in plan._LAYER_BUILDERS
+    with pytest.raises(ZooError, match="unknown type 'squeeze_excite'"):
+        zoo.load_spec(path)
+    zoo.register_layer(SqueezeExciteSpec)(build)  # by tag, this time
+    zoo.unregister_layer("squeeze_excite")
+    assert "squeeze_excite" not in PLUGIN_TYPES and SqueezeExciteSpec not in plan._LAYER_BUILDERS
+
+
+def test_unregister_layer_mistakes() -> None:
+    with pytest.raises(ValueError, match="'conv' is built into zoo"):
+        zoo.unregister_layer("conv")
+    with pytest.raises(ValueError, match="no type 'squeeze_excite' is registered"):
+        zoo.unregister_layer("squeeze_excite")
+    with pytest.raises(ValueError, match="SqueezeExciteSpec is not registered"):
+        zoo.unregister_layer(SqueezeExciteSpec)
+
+
+def test_layer_specs_are_frozen(squeeze_excite) -> None:
+    spec = SqueezeExciteSpec(type="squeeze_excite")
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        spec.reduction = 2  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- installed plugins
+@pytest.fixture
+def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., None]]:
+    """``install(dist, module, source)``: a fake installed distribution ``dist`` (version 1.0)
+    whose ``zoo.plugins`` entry point ``plugin`` calls ``module:register`` (defined in ``source``).
+    Entry points load again on the next spec; what they register is unregistered afterwards."""
+    before = set(PLUGIN_TYPES)
+    modules: list[str] = []
     monkeypatch.setattr(zoo.plugins, "_loaded", False)
+
+    def install(dist: str, module: str, source: str) -> None:
+        root = tmp_path / dist
+        root.mkdir()
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+        info = root / f"{dist.replace('-', '_')}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[zoo.plugins]\nplugin = {module}:register\n")
+        monkeypatch.syspath_prepend(str(root))
+        modules.append(module)
+
+    yield install
+    for tag in set(PLUGIN_TYPES) - before:
+        zoo.unregister_layer(tag)
+    for module in modules:
+        sys.modules.pop(module, None)
+
+
+BLUR = """
+from typing import Literal
+from torch import nn
+import zoo
+
+class BlurSpec(zoo.LayerSpec):
+    type: Literal["blur_pool"]
+    stride: int = 2
+
+def register():
+    @zoo.register_layer(BlurSpec)
+    def build(spec, in_shape):
+        return nn.AvgPool2d(3, spec.stride, 1)
+"""
+BLUR_SPEC = "name: b\ninput: {channels: 3, size: 32}\nstem: [{type: blur_pool}]\n"
+
+
+def test_entry_point_plugin(install, write_spec) -> None:
+    install("zoo-blur", "zoo_blur", BLUR)
+    assert zoo.trace(write_spec(BLUR_SPEC)).output == (1, 3, 16, 16)
+
+
+@pytest.mark.parametrize(
+    ("hook", "error"),
+    [("sys.exit(0)", "SystemExit: 0"), ("raise RuntimeError('no GPU')", "RuntimeError: no GPU")],
+)
+def test_a_failing_plugin_is_a_warning(install, write_spec, hook: str, error: str) -> None:
+    install("zoo-broken", "zoo_broken", f"import sys\ndef register():\n    {hook}\n")
+    with pytest.warns(ZooWarning) as caught, pytest.raises(ZooError, match="unknown type"):
+        zoo.load_spec(write_spec(BLUR_SPEC))
+    [warning] = caught
+    assert warning.message.problem.message == (
+        f"plugin 'plugin' (zoo_broken:register) of zoo-broken 1.0 failed to load: {error}; zoo "
+        "goes on without it: update or uninstall zoo-broken"
+    )
+    assert warning.message.problem.kind == "plugin"
+
+
+def test_a_failing_plugin_goes_without_its_types(install, write_spec) -> None:
+    install("zoo-half", "zoo_half", BLUR + "    raise ImportError('no scipy')\n")
+    with (
+        pytest.warns(ZooWarning, match="ImportError: no scipy"),
+        pytest.raises(ZooError, match="unknown type 'blur_pool'"),
+    ):
+        zoo.load_spec(write_spec(BLUR_SPEC))
+    assert "blur_pool" not in PLUGIN_TYPES
+
+
+@pytest.mark.parametrize("command", ["validate", "build"])
+def test_a_plugin_that_exits_does_not_end_the_command(
+    install, write_spec, capsys, monkeypatch, command: str
+) -> None:
+    install("zoo-quitter", "zoo_quitter", "import sys\ndef register():\n    sys.exit(0)\n")
+    code, _, err = run_cli(capsys, command, str(write_spec(BLUR_SPEC)))
+    assert code == 1
+    # the warning that explains the error comes first, even though the command failed
+    warning, error = err.strip().splitlines()
+    assert "plugin 'plugin' (zoo_quitter:register) of zoo-quitter 1.0 failed to load" in warning
+    assert "unknown type 'blur_pool'" in error
+    if command == "validate":
+        monkeypatch.setattr(zoo.plugins, "_loaded", False)
+        code, out, _ = run_cli(capsys, command, str(write_spec(BLUR_SPEC)), "--json")
+        [result] = json.loads(out)
+        assert code == 1 and result["warnings"][0]["kind"] == "plugin"
+
+
+def test_two_packages_registering_one_type(install, write_spec) -> None:
+    install("zoo-blur", "zoo_blur", BLUR)
+    install("other-blur", "other_blur", BLUR)
+    with pytest.warns(ZooWarning) as caught:
+        assert zoo.trace(write_spec(BLUR_SPEC)).output == (1, 3, 16, 16)
+    [warning] = caught
+    message = warning.message.problem.message
+    first, second = sorted(["zoo-blur", "other-blur"], key=message.index)
+    assert (
+        f"of {first} 1.0 failed to load: ValueError: type 'blur_pool' is already registered by "
+        f"package {second} 1.0; package {first} 1.0 cannot register it too"
+    ) in message
+    assert PLUGIN_TYPES["blur_pool"].__module__ == second.replace("-", "_")
+
+
+def test_a_second_thread_waits_for_plugins_to_load(install, write_spec) -> None:
+    """The first spec read in a thread must see every plugin, even while another is loading them."""
+    install(
+        "zoo-slow",
+        "zoo_slow",
+        BLUR.replace("def register():", "def register():\n    started.set()\n    time.sleep(0.5)")
+        + "import threading, time\nstarted = threading.Event()\n",
+    )
+    loader = threading.Thread(target=zoo.plugins.load_entry_points)
+    loader.start()
     try:
-        spec = write_spec("name: b\ninput: {channels: 3, size: 32}\nstem: [{type: blur_pool}]\n")
-        assert zoo.trace(spec).output == (1, 3, 16, 16)
+        while "zoo_slow" not in sys.modules:  # the module loads, then its hook starts
+            threading.Event().wait(0.01)
+        assert sys.modules["zoo_slow"].started.wait(10)
+        assert zoo.trace(write_spec(BLUR_SPEC)).output == (1, 3, 16, 16)
     finally:
-        model = PLUGIN_TYPES.pop("blur_pool", None)
-        plan._LAYER_BUILDERS.pop(model, None)
-        sys.modules.pop("zoo_blur", None)
+        loader.join()
+
+
+def test_a_plugin_may_read_a_spec_while_loading(install) -> None:
+    install(
+        "zoo-reader",
+        "zoo_reader",
+        "import zoo\ndef register():\n    global spec\n    spec = zoo.load_spec('lenet')\n",
+    )
+    zoo.plugins.load_entry_points()
+    assert sys.modules["zoo_reader"].spec.name == "lenet"

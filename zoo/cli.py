@@ -303,37 +303,29 @@ def _cmd_validate(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     results = []
     status = ExitCode.OK
     for name in args.specs:
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ZooWarning)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ZooWarning)
+            try:
                 spec = load_spec(name, args.overrides)
                 result = trace(spec, depth=0)
-            found = [w.message.problem for w in caught if isinstance(w.message, ZooWarning)]
-            results.append(
-                {
-                    "spec": name,
-                    "ok": True,
-                    "params": result.params,
-                    "macs": result.macs,
-                    "problems": [],
-                    "warnings": [p.to_dict() for p in found],
-                }
-            )
-            if not args.json:
-                _report_warnings(found, err)
+            except ZooError as exc:
+                failure: ZooError | None = exc
+            else:
+                failure = None
+        # a plugin that failed to load is reported with the spec's "unknown type" it explains
+        found = _zoo_warnings(caught)
+        if failure is None:
+            entry = {"ok": True, "params": result.params, "macs": result.macs, "problems": []}
+        else:
+            status = max(status, failure.exit_code)
+            entry = {"ok": False, "problems": [p.to_dict() for p in failure.problems]}
+        results.append({"spec": name, **entry, "warnings": [p.to_dict() for p in found]})
+        if not args.json:
+            _report_warnings(found, err)
+            if failure is None:
                 err.print(f"[green]ok[/] {escape(name)}: {result.params:,} parameters")
-        except ZooError as exc:
-            status = max(status, exc.exit_code)
-            results.append(
-                {
-                    "spec": name,
-                    "ok": False,
-                    "problems": [p.to_dict() for p in exc.problems],
-                    "warnings": [],
-                }
-            )
-            if not args.json:
-                _report(exc, err)
+            else:
+                _report(failure, err)
     if args.json:
         out.write(json.dumps(results) + "\n")
     return status

@@ -9,13 +9,16 @@ initialized twice (PyTorch's default, then kaiming).
 from __future__ import annotations
 
 import math
+import operator
 import os
-from collections.abc import Callable
+import reprlib
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
-from zoo.blocks import Residual, ZooNet
+from zoo.blocks import Concat, Residual, ZooNet
 from zoo.errors import ExitCode, Problem, ZooError
 from zoo.plan import plan_spec
 from zoo.shapes import Shape
@@ -39,31 +42,59 @@ def initialize(model: nn.Module, spec: s.ModelSpec) -> None:
         # (Goyal et al., "Accurate, Large Minibatch SGD", 2017); torchvision's zero_init_residual.
         for m in model.modules():
             if isinstance(m, Residual):
-                norms = [
-                    m._modules[n] for n in m._body if isinstance(m._modules[n], nn.BatchNorm2d)
-                ]
-                if norms:
-                    nn.init.zeros_(norms[-1].weight)
+                norm = _last_norm(m._modules[name] for name in m._body)
+                if norm is not None:
+                    nn.init.zeros_(norm.weight)
+
+
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+
+
+def _last_norm(modules: Iterable[nn.Module]) -> nn.BatchNorm1d | nn.BatchNorm2d | None:
+    """The last norm with a weight among ``modules`` and their submodules (a conv_bn_act's ``bn``),
+    in execution order. Nested blocks are not searched: zeroing one norm of a residual block or a
+    concat cannot silence it (its shortcut or its other branches still pass), a nested residual
+    block zeroes its own, and a zeroed norm before them silences them too."""
+    last = None
+    for module in modules:
+        if isinstance(module, _NORMS):
+            last = module if module.weight is not None else last
+        elif not isinstance(module, Residual | Concat):
+            last = _last_norm(module.children()) or last
+    return last
+
+
+SpecSource = s.ModelSpec | str | os.PathLike[str] | Mapping[str, Any]
+"""What ``build`` and ``trace`` accept as a spec: a spec object, a YAML path or shipped name, or
+the spec's data as a mapping (as ``zoo.load_spec`` reads it)."""
 
 
 def build(
-    spec_or_path: s.ModelSpec | str | os.PathLike[str],
+    spec_or_path: SpecSource,
     device: torch.device | str | None = None,
     input_shape: Shape | None = None,
-    dtype: torch.dtype | None = None,
+    dtype: torch.dtype | str | None = None,
     force: bool = False,
 ) -> ZooNet:
-    """Build the ``nn.Module`` of a spec (object, YAML path or shipped name).
+    """Build the ``nn.Module`` of a spec (object, YAML path, shipped name or mapping).
 
     ``device`` may be ``"cpu"``, ``"cuda"`` or ``"meta"`` (shapes only, no memory);
-    ``input_shape`` (C, H, W) overrides the spec's input, which decides the inferred sizes.
+    ``input_shape`` (C, H, W) overrides the spec's input, which decides the inferred sizes;
+    ``dtype`` is a floating ``torch.dtype`` or its name (``"bfloat16"``).
     A model whose weights would take more than ``MAX_WEIGHT_BYTES`` (8 GiB) is refused before
-    any memory is allocated, unless ``force``.
+    any memory is allocated, unless ``force``. Bad arguments raise :class:`ZooError`.
     """
-    from zoo.spec import load_spec
-
     device = resolve_device(device)
-    spec = spec_or_path if isinstance(spec_or_path, s.ModelSpec) else load_spec(spec_or_path)
+    dtype = resolve_dtype(dtype)
+    if not isinstance(force, bool):
+        raise usage_error(f"force must be True or False, got {force!r}")
+    if input_shape is not None:
+        sizes = positive_ints(input_shape, (3,))
+        if sizes is None:
+            message = f"input_shape must be CxHxW, a tuple of 3 positive ints, got {input_shape!r}"
+            raise usage_error(message, "input")
+        input_shape = sizes
+    spec = spec_argument(spec_or_path, "build")
     plan = plan_spec(spec, input_shape)
     if device.type == "meta":
         return _on(plan.materialize, device, dtype)
@@ -78,6 +109,63 @@ def build(
     return model
 
 
+def usage_error(message: str, kind: str = "usage") -> ZooError:
+    """A bad argument to the Python API (or the command line): exit code ``USAGE_ERROR``."""
+    return ZooError(Problem(message, kind=kind), ExitCode.USAGE_ERROR)
+
+
+def spec_argument(value: Any, function: str, also: str = "") -> s.ModelSpec:
+    """The spec that the ``spec_or_path`` argument of ``function`` names (see :data:`SpecSource`);
+    ``also`` names what else the function accepts (checked by the caller)."""
+    from zoo.spec import load_spec
+
+    if isinstance(value, s.ModelSpec):
+        return value
+    if isinstance(value, str | os.PathLike | Mapping):
+        return load_spec(value)
+    raise usage_error(
+        f"{function}() takes a ModelSpec, a spec file path or shipped name, or a mapping{also}, "
+        f"got {reprlib.repr(value)}"
+    )
+
+
+def positive_ints(value: Any, lengths: tuple[int, ...]) -> tuple[int, ...] | None:
+    """``value`` as a tuple of positive ints when it is a sequence of one of ``lengths`` of them,
+    else ``None``. Floats, bools and strings are not sizes (``int("3")``, ``int(2.7)`` and
+    ``int(True)`` would silently accept typos)."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        return None
+    sizes = []
+    for item in value:
+        if isinstance(item, bool) or len(sizes) == max(lengths):  # not a size, or one too many
+            return None
+        try:
+            sizes.append(operator.index(item))  # ints, numpy ints, integer 0-d tensors
+        except TypeError:
+            return None
+    if len(sizes) not in lengths or min(sizes) < 1:
+        return None
+    return tuple(sizes)
+
+
+_FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """``dtype`` as a ``torch.dtype`` that layers compute in: a ``torch.dtype`` or its name
+    (``"float16"``, ``"torch.bfloat16"``, ``"half"``); ``None`` keeps torch's default."""
+    if dtype is None:
+        return None
+    found = getattr(torch, dtype.removeprefix("torch."), None) if isinstance(dtype, str) else dtype
+    if isinstance(found, torch.dtype) and found in _FLOAT_DTYPES:
+        return found
+    *names, last = (str(d).removeprefix("torch.") for d in _FLOAT_DTYPES)
+    raise usage_error(
+        f"dtype {dtype!r} is not one zoo builds in; use {', '.join(names)} or {last} "
+        "(a torch.dtype or its name)"
+    )
+
+
 def resolve_device(device: torch.device | str | None) -> torch.device:
     """``device`` as a ``torch.device`` (default: torch's default device), refused with one clear
     line when it is malformed or absent from this machine, before any work is done."""
@@ -87,7 +175,7 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
         resolved = torch.device(device)
     except (RuntimeError, TypeError):
         message = f"{device!r} is not a device; use cpu, cuda, cuda:N, mps or meta"
-        raise ZooError(Problem(message, kind="device"), ExitCode.USAGE_ERROR) from None
+        raise usage_error(message, "device") from None
     if resolved.type in ("cpu", "meta"):
         return resolved
     backend = getattr(torch, resolved.type, None)
@@ -95,13 +183,8 @@ def resolve_device(device: torch.device | str | None) -> torch.device:
     count = getattr(backend, "device_count", lambda: 1)() if available else 0
     if not available or (resolved.index or 0) >= count:
         found = f"{count} {resolved.type} device(s)" if available else f"no {resolved.type} device"
-        raise ZooError(
-            Problem(
-                f"device {str(resolved)!r} is not available here ({found}); use cpu instead",
-                kind="device",
-            ),
-            ExitCode.USAGE_ERROR,
-        )
+        message = f"device {str(resolved)!r} is not available here ({found}); use cpu instead"
+        raise usage_error(message, "device")
     return resolved
 
 

@@ -72,12 +72,20 @@ def _io_error(path: Path, exc: OSError) -> ZooError:
 
 
 _KINDS = (
-    (stat.S_ISDIR, "it is a directory"),
-    (stat.S_ISCHR, "it is a character device"),
-    (stat.S_ISBLK, "it is a block device"),
-    (stat.S_ISFIFO, "it is a FIFO (named pipe)"),
-    (stat.S_ISSOCK, "it is a socket"),
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
 )
+
+
+def file_kind(mode: int) -> str | None:
+    """What a file of ``st_mode`` ``mode`` is when it is not a regular file ("a directory", "a FIFO
+    (named pipe)", ...); ``None`` for a regular file. Neither read nor written by zoo."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((name for is_kind, name in _KINDS if is_kind(mode)), "not a regular file")
 
 
 def writable_target(path: Path, inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
@@ -97,10 +105,10 @@ def writable_target(path: Path, inputs: Iterable[str | os.PathLike[str]] = ()) -
             info = os.stat(target)
         except OSError:
             raise _refuse(path, "it is a symlink to nothing (a dangling link)") from None
-    for is_kind, reason in _KINDS:
-        if is_kind(info.st_mode):
-            suffix = f" (the target of the symlink {path})" if target != path else ""
-            raise _refuse(path, f"{reason}{suffix}; zoo only replaces regular files")
+    kind = file_kind(info.st_mode)
+    if kind is not None:
+        suffix = f" (the target of the symlink {path})" if target != path else ""
+        raise _refuse(path, f"it is {kind}{suffix}; zoo only replaces regular files")
     # renaming over a file needs only the folder's permission: honour the file's own, as cp does
     if not os.access(target, os.W_OK):
         raise _refuse(path, "it is read-only; make it writable (chmod u+w) to replace it")

@@ -14,7 +14,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import torch
 from pydantic import BaseModel
@@ -22,7 +22,7 @@ from torch import nn
 
 from zoo.blocks import Concat, Residual, ZooNet
 from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
-from zoo.shapes import Shape, conv_out, fmt, pair, pool_out
+from zoo.shapes import Pair, Shape, conv_out, fmt, pair, pool_out
 from zoo.spec import schema as s
 from zoo.spec.yaml_loader import Located, Path, dotted
 
@@ -75,7 +75,7 @@ class _Context:
 
 
 MAX_LAYERS = 100_000  # ResNet-152 has ~500; past this a spec is a mistake
-MAX_INPUT_DIM = 2**20  # any one input size (batch, channels, height, width), as for channels
+MAX_INPUT_DIM = s.MAX_DIM  # any one input size (batch, channels, height, width), as in the spec
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 LayerBuilder = Callable[[Any, Shape, _Context, Path], LayerPlan]
@@ -149,6 +149,22 @@ def _spatial(shape: Shape, ctx: _Context, path: Path, what: str) -> tuple[int, i
     return shape  # type: ignore[return-value]
 
 
+def _window(what: str, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> str:
+    """``conv (kernel 3x3, stride 2, padding 1)``, naming the dilation only when it is not 1."""
+    parts = [
+        f"kernel {kernel[0]}x{kernel[1]}",
+        f"stride {_pair_text(stride)}",
+        f"padding {_pair_text(padding)}",
+    ]
+    if dilation != (1, 1):
+        parts.append(f"dilation {_pair_text(dilation)}")
+    return f"{what} ({', '.join(parts)})"
+
+
+def _pair_text(value: Pair) -> str:
+    return str(value[0]) if value[0] == value[1] else f"{value[0]}x{value[1]}"
+
+
 def _check_positive(out: Shape, in_shape: Shape, ctx: _Context, path: Path, what: str) -> Shape:
     if min(out) < 1:
         raise ctx.error(
@@ -204,13 +220,7 @@ def _conv_plan(
             conv_out(h, k[0], st[0], pad[0], d[0]),
             conv_out(w, k[1], st[1], pad[1], d[1]),
         )
-    _check_positive(
-        out_shape,
-        in_shape,
-        ctx,
-        path,
-        f"conv (kernel {k[0]}x{k[1]}, stride {st[0]}, padding {pad[0]})",
-    )
+    _check_positive(out_shape, in_shape, ctx, path, _window("conv", k, st, pad, d))
     weights = out * (c // groups) * k[0] * k[1]
     padding_arg = padding if padding == "same" else pad
     return _leaf(
@@ -339,7 +349,7 @@ def _pool(spec: s.MaxPool | s.AvgPool, shape: Shape, ctx: _Context, path: Path) 
         pool_out(h, k[0], st[0], p[0], d[0], spec.ceil_mode),
         pool_out(w, k[1], st[1], p[1], d[1], spec.ceil_mode),
     )
-    _check_positive(out, shape, ctx, path, f"{spec.type} (kernel {k[0]}x{k[1]}, stride {st[0]})")
+    _check_positive(out, shape, ctx, path, _window(spec.type, k, st, p, d))
     ceil_mode = spec.ceil_mode
     if isinstance(spec, s.MaxPool):
         return _leaf(spec.type, out, lambda: nn.MaxPool2d(k, st, p, d, ceil_mode=ceil_mode))
@@ -405,7 +415,7 @@ def register_plugin_builder(
     zoo cannot do a foreign module's arithmetic, so planning one builds it on the meta device
     (no memory) and measures one forward pass; it is a single row of the plan.
     """
-    from zoo.plugins import measure
+    from zoo.plugins import describe_error, measure
 
     def plan(spec: Any, shape: Shape, ctx: _Context, path: Path) -> LayerPlan:
         try:
@@ -414,15 +424,19 @@ def register_plugin_builder(
                 out, macs = measure(module, shape)
         except ZooError:
             raise
-        except Exception as exc:
-            raise ctx.error(
-                path, f"{spec.type} cannot take a {fmt(shape)} input: {exc}", "plugin"
-            ) from None
+        except (Exception, SystemExit) as exc:  # plugin code must not end zoo, even by sys.exit()
+            message = f"{spec.type} cannot take a {fmt(shape)} input: {describe_error(exc)}"
+            raise ctx.error(path, message, "plugin") from None
         buffers = sum(b.numel() for b in module.buffers() if b.is_floating_point())
         params = sum(p.numel() for p in module.parameters())
         return _leaf(spec.type, out, lambda: builder(spec, shape), params, macs, buffers)
 
     _LAYER_BUILDERS[spec_cls] = plan
+
+
+def unregister_plugin_builder(spec_cls: type[BaseModel]) -> None:
+    """Forget the layer builder of a plugin spec class (``zoo.unregister_layer``)."""
+    _LAYER_BUILDERS.pop(spec_cls, None)
 
 
 # --------------------------------------------------------------------------- node lists
@@ -431,12 +445,39 @@ def plan_node(spec: Any, shape: Shape, ctx: _Context, path: Path) -> LayerPlan:
     ctx.count_layer(path)
     cls = type(spec)
     if cls in _LAYER_BUILDERS:
-        return _LAYER_BUILDERS[cls](spec, shape, ctx, path)
-    if cls in _BLOCK_BUILDERS:
-        return _plan_repeated(spec, shape, ctx, path)
-    raise ctx.error(
-        path, f"no builder registered for type {getattr(spec, 'type', cls.__name__)!r}", "type"
-    )
+        plan = _LAYER_BUILDERS[cls](spec, shape, ctx, path)
+    elif cls in _BLOCK_BUILDERS:
+        plan = _plan_repeated(spec, shape, ctx, path)
+    else:
+        raise ctx.error(
+            path, f"no builder registered for type {getattr(spec, 'type', cls.__name__)!r}", "type"
+        )
+    _check_bounded(plan, ctx, path)
+    return plan
+
+
+_DIM_NAMES = {1: ("features",), 3: ("channels", "height", "width")}
+
+
+def _check_bounded(plan: LayerPlan, ctx: _Context, path: Path) -> None:
+    """Every planned size obeys the bound of the spec's own sizes: fields that are each within
+    bounds (a large padding, many concatenated branches, a flatten) can still add up to an absurd
+    map, whose numbers of parameters and multiply-adds are then absurd too."""
+    for i, size in enumerate(plan.out):
+        if size > s.MAX_DIM:
+            names = _DIM_NAMES.get(len(plan.out), ())
+            dim = names[i] if names else f"dimension {i + 1}"
+            hint = (
+                "pool before the flatten (e.g. {type: adaptive_avgpool})"
+                if plan.type == "flatten"
+                else "use smaller padding, channels or sizes (or a smaller input)"
+            )
+            raise ctx.error(
+                path,
+                f"{plan.type} gives a {fmt(plan.out)} output: its {dim} ({size:,}) is over the "
+                f"limit of {s.MAX_DIM:,} for any one size; {hint}",
+                "too_large",
+            )
 
 
 def _plan_repeated(spec: Any, shape: Shape, ctx: _Context, path: Path) -> LayerPlan:
@@ -515,30 +556,74 @@ def _sequential_block(
 
 
 # --------------------------------------------------------------------------- residual family
+# The types whose `stride` field sets the stride of their output, so that the block stride can
+# replace it; a pool's default stride is its kernel.
+_TAKES_STRIDE = (s.Conv, s.ConvBnAct, s.MaxPool, s.AvgPool)
+_TAKES_STRIDE_NAMES = ", ".join(
+    get_args(m.model_fields["type"].annotation)[0] for m in _TAKES_STRIDE
+)
+
+
 def _stride_index(spec: s.Residual, body: Sequence[Item], ctx: _Context, path: Path) -> int | None:
     """Position in the expanded body of the layer that takes the block stride."""
+    at_path = (*path, "stride_at")
+    if spec.stride_at is None:
+        return next(
+            (i for i, (layer, _) in enumerate(body) if isinstance(layer, s.Conv | s.ConvBnAct)),
+            None,
+        )
     if isinstance(spec.stride_at, int):
         if spec.stride_at >= len(body):
             raise ctx.error(
-                (*path, "stride_at"),
-                f"body has {len(body)} layers; no index {spec.stride_at}",
-                "value",
+                at_path, f"body has {len(body)} layers; no index {spec.stride_at}", "value"
             )
-        return spec.stride_at
-    for i, (layer, _) in enumerate(body):
-        if spec.stride_at is None and isinstance(layer, s.Conv | s.ConvBnAct):
-            return i
-        if spec.stride_at is not None and layer.name == spec.stride_at:
-            return i
-    if spec.stride_at is not None:
-        raise ctx.error((*path, "stride_at"), f"no body layer is named {spec.stride_at!r}", "value")
-    return None
+        at, what = spec.stride_at, f"body layer {spec.stride_at}"
+    else:
+        at = next((i for i, (layer, _) in enumerate(body) if layer.name == spec.stride_at), None)
+        if at is None:
+            raise ctx.error(at_path, f"no body layer is named {spec.stride_at!r}", "value")
+        what = repr(spec.stride_at)
+    layer = body[at][0]
+    if not isinstance(layer, _TAKES_STRIDE):
+        # the stride would be dropped: model_copy(update=...) ignores a field the model lacks
+        raise ctx.error(
+            at_path,
+            f"{what} is a {layer.type}, which has no stride; stride_at must name a body layer "
+            f"of one of these types: {_TAKES_STRIDE_NAMES}",
+            "value",
+        )
+    return at
+
+
+def _own_stride(layer: Any) -> Pair | None:
+    """The stride a body layer is given in the spec, when it is not 1 (a pool's default is not given)."""
+    if not isinstance(layer, _TAKES_STRIDE) or layer.stride is None:
+        return None
+    stride = pair(layer.stride)
+    return None if stride == (1, 1) else stride
+
+
+def _mismatch_hint(spec: s.Residual, body: Sequence[Item]) -> str:
+    """What to do when the body's output and the projected shortcut disagree."""
+    if pair(spec.stride) == (1, 1) and any(_own_stride(layer) for layer, _ in body):
+        return "put the stride on the block (`stride:`), not on a body layer"
+    return (
+        "the body may change the height and width only by the block stride: pad its convs to "
+        "keep the size (padding: 1 for a 3x3 kernel), and stride or pool nowhere else in it"
+    )
 
 
 def _projection(
-    spec: s.Shortcut, shape: Shape, out: Shape, stride: tuple[int, int], ctx: _Context, path: Path
+    spec: s.Shortcut,
+    shape: Shape,
+    out: Shape,
+    stride: tuple[int, int],
+    ctx: _Context,
+    path: Path,
+    hint: str,
 ) -> LayerPlan:
-    """The shortcut projection from ``shape`` to ``out`` (1x1 conv, optional BN / avg-pool)."""
+    """The shortcut projection from ``shape`` to ``out`` (1x1 conv, optional BN / avg-pool);
+    ``hint`` ends the message when the two cannot agree."""
     conv_stride = (1, 1) if spec.kind == "avgpool_conv_bn" else stride
     parts: list[LayerPlan] = []
     pooled = shape
@@ -562,7 +647,7 @@ def _projection(
         raise ctx.error(
             path,
             f"residual body gives {fmt(out)} but the projected shortcut gives {fmt(conv.out)} "
-            f"(input {fmt(shape)}, stride {stride[0]}); put the stride on the block (`stride:`), not on a body layer",
+            f"(input {fmt(shape)}, stride {_pair_text(stride)}); {hint}",
         )
     *outer, inner = spec.name.split(".")
     if spec.kind == "conv":
@@ -618,14 +703,24 @@ def _residual(
                 "value",
             )
         layer, layer_path = body[at]
+        own = _own_stride(layer)
+        if own is not None:
+            raise ctx.error(
+                (*layer_path, "stride"),
+                f"{layer.type} has its own stride {_pair_text(own)}, and the block's stride "
+                f"{_pair_text(stride)} replaces it in the first block; give the stride once, on the "
+                "block (`stride:`)",
+                "value",
+            )
         body[at] = (layer.model_copy(update={"stride": stride}), layer_path)
     pre, pre_out = plan_list(spec.pre, shape, ctx, (*path, "pre"), lambda i: f"pre_{i}")
     body_plans, body_out = plan_items(body, pre_out, ctx, lambda i: f"body_{i}")
     shortcut: LayerPlan | None = None
     if shape != body_out:  # an identity shortcut always carries the block input itself
         projection_in = pre_out if spec.shortcut_from == "pre" else shape
+        hint = _mismatch_hint(spec, body)
         shortcut = _projection(
-            spec.shortcut, projection_in, body_out, stride, ctx, (*path, "shortcut")
+            spec.shortcut, projection_in, body_out, stride, ctx, (*path, "shortcut"), hint
         )
     post, out = plan_list(spec.post, body_out, ctx, (*path, "post"), lambda i: f"post_{i}")
     names = [p.name for p in (*pre, *body_plans, *post)]
@@ -672,7 +767,7 @@ def _conv_spec(name: str, out: int, kernel: int, groups: int = 1, bias: bool = F
 
 def _as_residual(spec: Any, **fields: Any) -> s.Residual:
     # every field given: model_construct inspects the signature of each default factory it calls
-    defaults = {"name": None, "depth": None, "pre": [], "post": [], "stride_at": None}
+    defaults = {"name": None, "depth": None, "pre": (), "post": (), "stride_at": None}
     return s.Residual.model_construct(
         type="residual",
         stride=spec.stride,
@@ -706,14 +801,14 @@ def residual_preset(spec_cls: type[SpecT]) -> Callable[[Callable[[Any], s.Residu
 def _basic_residual(spec: s.Basic) -> s.Residual:
     return _as_residual(
         spec,
-        body=[
+        body=(
             _conv_spec("conv1", spec.out, 3, bias=spec.bias),
             _bn_spec("bn1", spec.eps),
             _relu("relu1"),
             _conv_spec("conv2", spec.out, 3, bias=spec.bias),
             _bn_spec("bn2", spec.eps),
-        ],
-        post=[_relu("relu2")],
+        ),
+        post=(_relu("relu2"),),
     )
 
 
@@ -726,7 +821,7 @@ def _bottleneck_residual(spec: s.Bottleneck) -> s.Residual:
     width = _width(spec)
     return _as_residual(
         spec,
-        body=[
+        body=(
             _conv_spec("conv1", width, 1),
             _bn_spec("bn1", spec.eps),
             _relu("relu1"),
@@ -735,8 +830,8 @@ def _bottleneck_residual(spec: s.Bottleneck) -> s.Residual:
             _relu("relu2"),
             _conv_spec("conv3", spec.out, 1),
             _bn_spec("bn3", spec.eps),
-        ],
-        post=[_relu("relu3")],
+        ),
+        post=(_relu("relu3"),),
         stride_at="conv2",
     )
 
@@ -745,13 +840,13 @@ def _bottleneck_residual(spec: s.Bottleneck) -> s.Residual:
 def _preact_basic_residual(spec: s.PreActBasic) -> s.Residual:
     return _as_residual(
         spec,
-        pre=[_bn_spec("norm1", spec.eps), _relu("act1")],
-        body=[
+        pre=(_bn_spec("norm1", spec.eps), _relu("act1")),
+        body=(
             _conv_spec("conv1", spec.out, 3),
             _bn_spec("norm2", spec.eps),
             _relu("act2"),
             _conv_spec("conv2", spec.out, 3),
-        ],
+        ),
         shortcut_from="pre",
     )
 
@@ -761,8 +856,8 @@ def _preact_bottleneck_residual(spec: s.PreActBottleneck) -> s.Residual:
     width = _width(spec)
     return _as_residual(
         spec,
-        pre=[_bn_spec("norm1", spec.eps), _relu("act1")],
-        body=[
+        pre=(_bn_spec("norm1", spec.eps), _relu("act1")),
+        body=(
             _conv_spec("conv1", width, 1),
             _bn_spec("norm2", spec.eps),
             _relu("act2"),
@@ -770,7 +865,7 @@ def _preact_bottleneck_residual(spec: s.PreActBottleneck) -> s.Residual:
             _bn_spec("norm3", spec.eps),
             _relu("act3"),
             _conv_spec("conv3", spec.out, 1),
-        ],
+        ),
         shortcut_from="pre",
         stride_at="conv2",
     )
@@ -785,8 +880,8 @@ def _concat(
     for i, branch in enumerate(spec.branches):
         default = f"branch{i + 1}"
         bpath = (*path, "branches", i)
-        if isinstance(branch, list | s.Repeat):
-            nodes = branch if isinstance(branch, list) else [branch]
+        if isinstance(branch, tuple | s.Repeat):
+            nodes = branch if isinstance(branch, tuple) else (branch,)
             layers, out = plan_list(nodes, shape, ctx, bpath, str)
             plan = _container(default, "sequential", out, layers, _sequential)
         else:
@@ -816,17 +911,17 @@ def _cba(out: int, kernel: int, eps: float) -> s.ConvBnAct:
 def _inception_concat(spec: s.Inception) -> s.Concat:
     return s.Concat.model_construct(
         type="concat",
-        branches=[
+        branches=(
             _cba(spec.b1, 1, spec.eps),
-            [_cba(spec.b3_reduce, 1, spec.eps), _cba(spec.b3, 3, spec.eps)],
-            [_cba(spec.b5_reduce, 1, spec.eps), _cba(spec.b5, spec.b5_kernel, spec.eps)],
-            [
+            (_cba(spec.b3_reduce, 1, spec.eps), _cba(spec.b3, 3, spec.eps)),
+            (_cba(spec.b5_reduce, 1, spec.eps), _cba(spec.b5, spec.b5_kernel, spec.eps)),
+            (
                 s.MaxPool.model_construct(
                     type="maxpool", kernel=3, stride=1, padding=1, ceil_mode=True
                 ),
                 _cba(spec.pool_proj, 1, spec.eps),
-            ],
-        ],
+            ),
+        ),
     )
 
 

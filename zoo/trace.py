@@ -4,7 +4,8 @@ For a spec, the figures are the compiler's own shape and cost inference (:mod:`z
 arithmetic over the spec, with no module constructed and no weights allocated, so tracing costs
 the same at any input size or batch and a ResNet-152 traces in milliseconds. For any other
 ``nn.Module`` the tracer falls back to forward hooks and
-``torch.utils.flop_counter.FlopCounterMode`` on a forward pass.
+``torch.utils.flop_counter.FlopCounterMode`` on a forward pass, run on the meta device (shapes
+only, no memory) when the module allows it, else for real if the memory it needs is free.
 
 Multiply-adds (MACs) count convolutions and linear layers, the way torchvision's published
 ``_ops`` figures and ``FlopCounterMode`` (which reports 2 FLOPs per MAC) count them; pooling,
@@ -14,18 +15,22 @@ normalization, activations and the residual sums are not counted.
 from __future__ import annotations
 
 import dataclasses
+import math
+import operator
 from dataclasses import asdict, dataclass
-from pathlib import Path as FilePath
 from typing import Any
 
 import torch
 from torch import nn
+from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
-from zoo.errors import ExitCode, Problem, ZooError
+from zoo.bench import free_memory_bytes
+from zoo.compiler import SpecSource, positive_ints, spec_argument, usage_error
 from zoo.plan import MAX_INPUT_DIM, LayerPlan, plan_spec
-from zoo.shapes import Shape
-from zoo.spec import ModelSpec, load_spec
+from zoo.plugins import describe_error
+from zoo.shapes import Shape, fmt
+from zoo.spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -65,43 +70,51 @@ class Trace:
 
 def parse_input_shape(shape: Any) -> tuple[int, ...]:
     """Normalize ``(C, H, W)`` or ``(N, C, H, W)`` to ``(N, C, H, W)`` (batch 1 by default)."""
-    dims = tuple(int(d) for d in shape)
+    dims = positive_ints(shape, (3, 4))
+    if dims is None:
+        message = f"input shape must be [N]xCxHxW, a tuple of positive ints, got {shape!r}"
+        raise usage_error(message, "input")
     if len(dims) == 3:
         dims = (1, *dims)
-    if len(dims) != 4 or min(dims) < 1:
-        raise ZooError(
-            Problem(
-                f"input shape must be [N]xCxHxW with positive sizes, got {shape!r}", kind="input"
-            ),
-            ExitCode.USAGE_ERROR,
-        )
     if dims[0] > MAX_INPUT_DIM:  # channels, height and width are checked by plan_spec
-        raise ZooError(
-            Problem(f"batch {dims[0]:,} is more than {MAX_INPUT_DIM:,}", kind="input"),
-            ExitCode.USAGE_ERROR,
-        )
+        raise usage_error(f"batch {dims[0]:,} is more than {MAX_INPUT_DIM:,}", "input")
     return dims
 
 
 def trace(
-    model_or_spec: ModelSpec | nn.Module | str | FilePath,
+    model_or_spec: SpecSource | nn.Module,
     input_shape: Any = None,
     depth: int | None = None,
 ) -> Trace:
-    """Trace a spec (object, path or shipped name) or any ``nn.Module``.
+    """Trace a spec (object, path, shipped name or mapping) or any ``nn.Module``.
 
     ``input_shape`` is ``(C, H, W)`` or ``(N, C, H, W)``; by default the spec's input with batch 1
     (required for a plain ``nn.Module`` that is not a compiled zoo model). ``depth`` keeps only rows
-    nested at most that deep (1: the network's direct children).
+    nested at most that deep (1: the network's direct children; 0: none, the totals only).
+    Bad arguments raise :class:`ZooError`.
     """
+    if depth is not None:
+        depth = _depth(depth)
     if isinstance(model_or_spec, nn.Module):
         result = _trace_module(model_or_spec, input_shape)
     else:
-        spec = model_or_spec if isinstance(model_or_spec, ModelSpec) else load_spec(model_or_spec)
+        spec = spec_argument(model_or_spec, "trace", ", or an nn.Module")
         result = _trace_spec(spec, input_shape)
     if depth is not None:
         result = dataclasses.replace(result, rows=[r for r in result.rows if r.depth <= depth])
     return result
+
+
+def _depth(depth: Any) -> int:
+    try:
+        value = operator.index(depth)
+    except TypeError:
+        value = -1
+    if isinstance(depth, bool) or value < 0:
+        raise usage_error(
+            f"depth must be an int >= 0 (1: the direct children) or None, got {depth!r}"
+        )
+    return value
 
 
 def _trace_spec(spec: ModelSpec, input_shape: Any) -> Trace:
@@ -138,7 +151,8 @@ def _trace_module(model: nn.Module, input_shape: Any) -> Trace:
     if input_shape is None:
         input_shape = getattr(model, "input_shape", None)
         if input_shape is None:
-            raise ZooError(Problem("tracing a plain nn.Module needs an input_shape", kind="input"))
+            message = "tracing a plain nn.Module needs an input_shape: (C, H, W) or (N, C, H, W)"
+            raise usage_error(message, "input")
     dims = parse_input_shape(input_shape)
     try:
         param = next(model.parameters())
@@ -156,8 +170,13 @@ def _trace_module(model: nn.Module, input_shape: Any) -> Trace:
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            out = model(torch.zeros(dims, device=device, dtype=dtype))
+        with torch.no_grad():
+            try:
+                counter, out = _meta_forward(model, torch.empty(dims, device="meta", dtype=dtype))
+            except Exception as exc:  # data-dependent code (a value read, a CPU-only tensor, ...)
+                _check_real_forward_memory(model, dims, dtype, device, outputs, exc)
+                outputs.clear()
+                counter, out = _real_forward(model, dims, dtype, device)
     finally:
         model.train(was_training)
         for handle in handles:
@@ -180,3 +199,53 @@ def _trace_module(model: nn.Module, input_shape: Any) -> Trace:
     return Trace(
         type(model).__name__, dims, output, rows, params, trainable, counter.get_total_flops() // 2
     )
+
+
+def _meta_forward(model: nn.Module, x: torch.Tensor) -> tuple[FlopCounterMode, Any]:
+    """A forward pass of ``model`` with meta stand-ins for its parameters and buffers: shapes and
+    FLOPs without touching (or allocating) any data, and without changing the module."""
+    state = {
+        name: torch.empty_like(tensor, device="meta")
+        for name, tensor in (*model.named_parameters(), *model.named_buffers())
+    }
+    with FlopCounterMode(display=False) as counter:
+        out = functional_call(model, state, (x,))
+    return counter, out
+
+
+def _real_forward(
+    model: nn.Module, dims: tuple[int, ...], dtype: torch.dtype, device: torch.device
+) -> tuple[FlopCounterMode, Any]:
+    """A forward pass on zeros; a module that fails on the input is a bad argument."""
+    try:
+        with FlopCounterMode(display=False) as counter:
+            out = model(torch.zeros(dims, device=device, dtype=dtype))
+    except Exception as exc:
+        message = f"{type(model).__name__} fails on a {fmt(dims)} input: {describe_error(exc)}"
+        raise usage_error(message, "input") from exc
+    return counter, out
+
+
+def _check_real_forward_memory(
+    model: nn.Module,
+    dims: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+    outputs: dict[str, tuple[int, ...]],
+    meta_error: Exception,
+) -> None:
+    """Refuse a real forward pass whose input and largest output seen by the meta pass (before
+    it stopped) would not fit in the memory free on ``device`` (as ``bench --latency`` does)."""
+    from zoo.render import human  # zoo.render imports this module
+
+    free = free_memory_bytes(device)
+    largest = max((math.prod(shape) for shape in outputs.values()), default=0)
+    needed = (math.prod(dims) + largest) * dtype.itemsize
+    if free is not None and needed > free:
+        raise usage_error(
+            f"{type(model).__name__} cannot run on the meta device ({describe_error(meta_error)}), "
+            f"and a real forward at {fmt(dims)} needs at least {human(needed, 'B')} (the input "
+            f"and the largest output seen), more than the {human(free, 'B')} free on {device}; "
+            "use a smaller input_shape",
+            "memory",
+        )

@@ -31,7 +31,7 @@ def resolve_extends(located: Located, read: Any, find: Any, chain: Sequence[str]
     if not isinstance(data, dict) or "extends" not in data:
         return located
     ref = data["extends"]
-    if not isinstance(ref, str) or not ref:
+    if not isinstance(ref, str) or not ref.strip():
         raise ZooError(
             located.problem(
                 ("extends",), "extends must be a spec name or a relative path", "extends"
@@ -47,10 +47,9 @@ def resolve_extends(located: Located, read: Any, find: Any, chain: Sequence[str]
     try:
         base_file = find(ref, FilePath(located.file).parent)
     except ZooError as exc:
-        message = exc.problems[0].message
-        raise ZooError(
-            located.problem(("extends",), f"base spec not found: {message}", "extends")
-        ) from None
+        problem = exc.problems[0]  # a missing base, or one refused (a directory, not .yaml, ...)
+        prefix = "base spec not found: " if problem.kind == "not_found" else ""
+        raise ZooError(located.problem(("extends",), prefix + problem.message, "extends")) from None
     if str(base_file.resolve()) in chain:
         cycle = " -> ".join(FilePath(f).name for f in (*chain, str(base_file.resolve())))
         raise ZooError(located.problem(("extends",), f"extends cycle: {cycle}", "extends"))
@@ -146,41 +145,69 @@ def _renumbered(source: Located, old: Path, new: Path) -> Located:
 
 
 # --------------------------------------------------------------------------- --set overrides
+def check_overrides(overrides: object) -> None:
+    """Refuse (usage error) ``overrides`` that are not a list of ``PATH=VALUE`` strings: a bare
+    string would otherwise be taken one character at a time."""
+    if isinstance(overrides, str):
+        hint = f"overrides=[{overrides!r}]"
+    elif not isinstance(overrides, Sequence) or isinstance(overrides, bytes | bytearray):
+        hint = "e.g. overrides=['stages.2.depth=23']"
+    else:
+        for i, item in enumerate(overrides):
+            if not isinstance(item, str):
+                raise _usage(
+                    f"overrides[{i}] must be a string like 'stages.2.depth=23', "
+                    f"got {type(item).__name__}"
+                )
+        return
+    raise _usage(
+        f"overrides must be a list of PATH=VALUE strings, {hint}; got {type(overrides).__name__}"
+    )
+
+
+def _usage(message: str, path: str = "", kind: str = "usage") -> ZooError:
+    return ZooError(Problem(message, "--set", path=path, kind=kind), ExitCode.USAGE_ERROR)
+
+
 def apply_overrides(located: Located, overrides: Sequence[str]) -> Located:
-    """Apply ``a.b.2.c=value`` overrides in order; values are YAML scalars or flow collections."""
+    """Apply ``a.b.2.c=value`` overrides in order; values are YAML scalars or flow collections
+    (``null`` clears a field; an empty value is refused, as it is usually a slip)."""
+    check_overrides(overrides)
     for text in overrides:
         dotted_path, sep, raw = text.partition("=")
         if not sep or not dotted_path.strip():
-            raise ZooError(
-                Problem(
-                    f"expected PATH=VALUE, e.g. stages.2.depth=23; got {text!r}",
-                    "--set",
-                    kind="usage",
-                ),
-                ExitCode.USAGE_ERROR,
-            )
+            raise _usage(f"expected PATH=VALUE, e.g. stages.2.depth=23; got {text!r}")
         value_doc = load_yaml(raw, f"--set {dotted_path}")
+        if not value_doc.value_marks:  # no YAML node at all, not even `null`
+            raise _usage(
+                f"{text!r} has no value; write {dotted_path}=null to clear the field",
+                dotted_path,
+                "override",
+            )
         path = tuple(
             int(p) if p.lstrip("-").isdigit() else p for p in dotted_path.strip().split(".")
         )
-        _set(located, path, value_doc, text)
+        _set(located, path, value_doc)
     return located
 
 
-def _set(located: Located, path: Path, value_doc: Located, text: str) -> None:
+def _set(located: Located, path: Path, value_doc: Located) -> None:
     def fail(message: str) -> ZooError:
-        return ZooError(
-            Problem(message, "--set", path=dotted(path), kind="override"), ExitCode.USAGE_ERROR
-        )
+        return _usage(message, dotted(path), "override")
 
     if not isinstance(located.data, dict):
         raise fail("the spec is not a mapping")
+    # Every key the override creates or replaces is marked as the override's, so a problem in
+    # any of them (`foo` in `foo.bar.baz=3` is an unknown field) points at the override.
+    mark = ("--set", None, None)
     parent: Any = located.data
     for depth, key in enumerate(path[:-1]):
         here = dotted(path[: depth + 1])
         if isinstance(parent, dict):
             if key not in parent:
                 parent[key] = {}
+                located.key_marks[path[: depth + 1]] = mark  # type: ignore[assignment]
+                located.value_marks[path[: depth + 1]] = mark  # type: ignore[assignment]
             parent = parent[key]
         elif isinstance(parent, list):
             if not isinstance(key, int) or not -len(parent) <= key < len(parent):
@@ -201,7 +228,6 @@ def _set(located: Located, path: Path, value_doc: Located, text: str) -> None:
         raise fail(f"{dotted(path[:-1])} is a {type(parent).__name__}, not a mapping or list")
     parent[last] = value_doc.data
     full = (*path[:-1], last)
-    mark = ("--set", None, None)
     located.value_marks = {k: v for k, v in located.value_marks.items() if k[: len(full)] != full}
     located.key_marks = {k: v for k, v in located.key_marks.items() if k[: len(full)] != full}
     located.key_marks[full] = mark  # type: ignore[assignment]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
@@ -11,9 +12,11 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from zoo.errors import ExitCode, Problem, ZooError
-from zoo.spec.inherit import apply_overrides, resolve_extends
+from zoo.files import file_kind
+from zoo.spec.inherit import apply_overrides, check_overrides, resolve_extends
 from zoo.spec.schema import BUILTIN_TYPES, PLUGIN_TYPES, ModelSpec
-from zoo.spec.yaml_loader import Located, load_yaml
+from zoo.spec.yaml_loader import MAX_BYTES, MAX_DEPTH, MAX_NODES, Located, decode, load_yaml
+from zoo.spec.yaml_loader import Path as YamlPath
 
 MODEL_BY_TYPE: dict[str, type[BaseModel]] = {
     get_args(model.model_fields["type"].annotation)[0]: model for model in BUILTIN_TYPES
@@ -43,42 +46,153 @@ def shipped_spec_names() -> list[str]:
     return sorted(p.stem for p in shipped_specs_dir().glob("*.yaml"))
 
 
-def find_spec(path_or_name: str | Path) -> Path:
-    """Resolve a spec argument: an existing file, else the name of a shipped spec."""
-    candidate = Path(path_or_name)
-    if candidate.is_file():
-        return candidate
-    text = str(path_or_name)
-    if candidate.exists():  # a directory, a device, a pipe: not something to read a spec from
-        kind = "a directory" if candidate.is_dir() else "not a regular file"
-        raise ZooError(
-            Problem(f"{text} is {kind}; give a spec's .yaml file", kind="not_found"),
-            ExitCode.IO_ERROR,
-        )
-    looks_like_path = candidate.suffix in (".yaml", ".yml") or "/" in text or "\\" in text
-    if not looks_like_path:
-        shipped = shipped_specs_dir() / f"{text}.yaml"
+SPEC_SUFFIXES = (".yaml", ".yml")
+"""A spec file's name ends in one of these (any case): zoo reads no other file."""
+
+
+def _io_error(message: str, kind: str = "io", file: str | None = None) -> ZooError:
+    return ZooError(Problem(message, file, kind=kind), ExitCode.IO_ERROR)
+
+
+def _refuse_irregular(path: Path, mode: int) -> None:
+    """Refuse anything but a regular file, saying what it is: reading a FIFO blocks, a device
+    never ends, and neither is a spec."""
+    kind = file_kind(mode)
+    if kind is not None:
+        raise _io_error(f"{path} is {kind}; give a spec's .yaml file")
+
+
+def _has_spec_suffix(path: Path) -> bool:
+    return path.suffix.lower() in SPEC_SUFFIXES
+
+
+def _existing_spec_file(path: Path) -> Path | None:
+    """``path`` when it is a regular .yaml/.yml file (a symlink to one too), None when nothing is
+    there; anything else is refused (exit 3) without being opened, so its contents never show."""
+    try:
+        info = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError, ValueError):  # ValueError: a NUL in the name
+        return None
+    except OSError as exc:
+        raise _io_error(f"cannot read {path}: {exc.strerror or exc}") from None
+    _refuse_irregular(path, info.st_mode)
+    if not _has_spec_suffix(path):
+        raise _io_error(f"{path} is not a .yaml/.yml file; a spec is a YAML file named *.yaml")
+    real = Path(os.path.realpath(path))
+    if not _has_spec_suffix(real):
+        raise _io_error(f"{path} links to {real}, which is not a .yaml/.yml file; give a spec")
+    return path
+
+
+def _locate(ref: str, folder: Path) -> Path:
+    """``ref`` as a shipped spec name (a bare word), else as a spec file's path from ``folder``."""
+    path = folder / ref
+    bare = not ("/" in ref or "\\" in ref or _has_spec_suffix(Path(ref)))
+    if bare:  # a name: never a local file, which needs a .yaml suffix anyway
+        shipped = shipped_specs_dir() / f"{ref}.yaml"
         if shipped.is_file():
             return shipped
-    names = shipped_spec_names()
-    hint = difflib.get_close_matches(candidate.stem, names, n=1)
-    if looks_like_path:
-        message = f"no such file: {text}"
-    else:
-        message = f"no such file or shipped spec: {text!r}"
+    found = _existing_spec_file(path)
+    if found is not None:
+        return found
+    hint = difflib.get_close_matches(Path(ref).stem, shipped_spec_names(), n=1)
+    message = f"no such file or shipped spec: {ref!r}" if bare else f"no such file: {path}"
     message += f"; did you mean {hint[0]!r}?" if hint else "; run `zoo list` for the shipped specs"
-    raise ZooError(Problem(message, kind="not_found"), ExitCode.IO_ERROR)
+    raise _io_error(message, "not_found")
+
+
+def find_spec(path_or_name: str | os.PathLike[str]) -> Path:
+    """Resolve a spec argument: the name of a shipped spec, else the path of a regular
+    ``.yaml``/``.yml`` file. Nothing is opened. Raises :class:`ZooError`: exit 2 when the
+    argument is blank, 3 when there is no such spec or the file is not one."""
+    text = os.fspath(path_or_name)
+    if not text.strip():  # not the current directory: nothing was given
+        raise ZooError(
+            Problem(
+                "no spec given: name a shipped spec (`zoo list`) or a .yaml file", kind="usage"
+            ),
+            ExitCode.USAGE_ERROR,
+        )
+    return _locate(text, Path())
 
 
 def read_spec_file(path: Path) -> Located:
-    """Read and parse a spec file into located plain data."""
+    """Read and parse a spec file: a regular file (checked before it is opened, and again once it
+    is), of at most ``MAX_BYTES`` (no more is ever read), in UTF-8."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ZooError(
-            Problem(f"cannot read file: {exc}", str(path), kind="io"), ExitCode.IO_ERROR
-        ) from None
-    return load_yaml(text, str(path))
+        _refuse_irregular(path, os.stat(path).st_mode)
+        # O_NONBLOCK: a FIFO put in the file's place since the check cannot block the open
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(fd)
+            _refuse_irregular(path, info.st_mode)
+            data = b"" if info.st_size > MAX_BYTES else handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise _io_error(f"cannot read the file: {exc.strerror or exc}", file=str(path)) from None
+    if info.st_size > MAX_BYTES or len(data) > MAX_BYTES:  # the size may lie (/proc) or grow
+        raise _io_error(
+            f"file is larger than {MAX_BYTES} bytes; is it really a spec?", file=str(path)
+        )
+    return load_yaml(decode(data, str(path)), str(path))
+
+
+MAPPING_FILE = "<dict>"
+"""The file name problems in a spec given as a mapping carry (they have no line)."""
+
+
+class _PlainCopy:
+    """A copy of a spec given as a mapping, as the plain data a YAML file gives: mappings with
+    name or index keys, lists, strings, numbers, booleans and null; refused (located by path)
+    when it holds anything else, contains itself, or is too deep or too large."""
+
+    def __init__(self) -> None:
+        self.located = Located(None, MAPPING_FILE)
+        self.nodes = 0
+        self.open: set[int] = set()  # ids of the collections being copied around the current value
+
+    def copy(self, value: Any, path: YamlPath) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise self._error(path, f"the mapping has more than {MAX_NODES} values")
+        if value is None or isinstance(value, str | int | float):  # bool is an int
+            return value
+        if id(value) in self.open:
+            raise self._error(path, "the mapping contains itself; a spec is a tree of values")
+        if len(path) > MAX_DEPTH:
+            raise self._error(path, f"nesting deeper than {MAX_DEPTH} levels")
+        self.open.add(id(value))
+        if isinstance(value, Mapping):
+            copied: Any = {
+                self._key(key, path): self.copy(v, (*path, key)) for key, v in value.items()
+            }
+        elif isinstance(value, list | tuple):
+            copied = [self.copy(item, (*path, i)) for i, item in enumerate(value)]
+        else:
+            raise self._error(
+                path,
+                "a spec holds mappings, lists, strings, numbers, booleans and null, "
+                f"not a {type(value).__name__}",
+            )
+        self.open.discard(id(value))
+        return copied
+
+    def _key(self, key: Any, path: YamlPath) -> str | int:
+        if isinstance(key, str) or (isinstance(key, int) and not isinstance(key, bool)):
+            return key
+        raise self._error(
+            path, f"a key must be a name or a list index, not {key!r} (a {type(key).__name__})"
+        )
+
+    def _error(self, path: YamlPath, message: str) -> ZooError:
+        return ZooError(self.located.problem(path, message, "type"))
+
+
+def from_mapping(data: Mapping[Any, Any]) -> Located:
+    """A spec given as a mapping, checked and copied like the data of a file (named ``<dict>``);
+    the caller's mapping is never changed."""
+    copier = _PlainCopy()
+    copier.located.data = copier.copy(data, ())
+    return copier.located
 
 
 def validate(located: Located) -> ModelSpec:
@@ -99,29 +213,46 @@ def validate(located: Located) -> ModelSpec:
 
 
 def _find_base(ref: str, folder: Path) -> Path:
-    """An ``extends:`` target: a path relative to the extending file, else a shipped spec name."""
-    relative = folder / ref
-    if relative.is_file():
-        return relative
-    if Path(ref).suffix in (".yaml", ".yml") or "/" in ref:
-        raise ZooError(Problem(f"no such file: {relative}", kind="not_found"), ExitCode.IO_ERROR)
-    return find_spec(ref)
+    """An ``extends:`` target: a shipped spec name, else a spec file's path relative to the
+    extending file. An absolute path is refused: a base is named by where it lies from its child."""
+    if Path(ref).is_absolute():
+        raise _io_error(f"{ref} is an absolute path; give a path relative to this file")
+    return _locate(ref, folder)
 
 
-def resolve(path_or_name: str | Path, overrides: Sequence[str] = ()) -> Located:
-    """Read a spec and resolve its ``extends:`` chain and ``--set`` overrides: plain located data."""
+SpecSource = str | os.PathLike[str] | Mapping[str, Any]
+"""A spec as ``load_spec`` takes it: a YAML path, a shipped spec name, or the spec's data."""
+
+
+def resolve(source: SpecSource, overrides: Sequence[str] = ()) -> Located:
+    """Read a spec and resolve its ``extends:`` chain and ``--set`` overrides: plain located data.
+    A mapping is read like a file's data; its ``extends:`` is relative to the current folder."""
     from zoo.plugins import load_entry_points
 
+    check_overrides(overrides)
+    if isinstance(source, Mapping):
+        located = from_mapping(source)
+    elif isinstance(source, str | os.PathLike):
+        located = read_spec_file(find_spec(source))
+    else:
+        raise ZooError(
+            Problem(
+                "a spec is a YAML path, a shipped spec name or a mapping, "
+                f"got {type(source).__name__}",
+                kind="usage",
+            ),
+            ExitCode.USAGE_ERROR,
+        )
     load_entry_points()  # installed packages may define types this spec uses
-    located = read_spec_file(find_spec(path_or_name))
     located = resolve_extends(located, read_spec_file, _find_base)
     return apply_overrides(located, overrides)
 
 
-def load_spec(path_or_name: str | Path, overrides: Sequence[str] = ()) -> ModelSpec:
-    """Load a spec by path or shipped name, resolve ``extends:`` and ``overrides``
-    (``["stages.2.depth=23"]``), and validate it. Raises :class:`ZooError` on bad input."""
-    return validate(resolve(path_or_name, overrides))
+def load_spec(source: SpecSource, overrides: Sequence[str] = ()) -> ModelSpec:
+    """Load a spec (a YAML path, a shipped spec name, or its data as a mapping), resolve
+    ``extends:`` and ``overrides`` (``["stages.2.depth=23"]``), and validate it.
+    Raises :class:`ZooError` on bad input, arguments of the wrong type included."""
+    return validate(resolve(source, overrides))
 
 
 class _PlainDumper(yaml.SafeDumper):
@@ -142,14 +273,20 @@ def resolved_yaml(located: Located) -> str:
 
 
 # --------------------------------------------------------------------------- pydantic -> Problem
+def _has_child(data: Any, key: Any) -> bool:
+    """``data[key]`` exists: a mapping's key or a list's index (pydantic's ``loc`` also holds the
+    names of union members it tried, which are neither)."""
+    if isinstance(data, dict):
+        return key in data
+    return isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data)
+
+
 def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[tuple[str | int, ...], Any, Any]:
     """Drop pydantic's union-member components from ``loc``; return (path, parent data, data at path)."""
     path: list[str | int] = []
     parent, current = None, data
     for item in loc:
-        if (isinstance(current, dict) and item in current) or (
-            isinstance(current, list) and isinstance(item, int) and 0 <= item < len(current)
-        ):
+        if _has_child(current, item):
             parent, current = current, current[item]
             path.append(item)
         elif isinstance(item, str) and (
@@ -183,16 +320,37 @@ def _suggest(word: str, options: list[str]) -> str:
 def _union_member_fits(error: Any) -> bool:
     """For `int | [int, int]` fields, the error of the member matching the input's kind is the useful one."""
     tried_sequence = any(isinstance(i, str) and ("tuple" in i or "list" in i) for i in error["loc"])
-    return tried_sequence == isinstance(error["input"], list | tuple)
+    if tried_sequence:  # pydantic went inside, so the input was a sequence, unless refused whole
+        return error["type"] not in ("tuple_type", "list_type")
+    return not isinstance(error["input"], list | tuple)
+
+
+def _scalar_or_sequence_union(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...] | None:
+    """The ``loc`` of the field when ``loc`` goes through a member of a scalar-or-sequence union
+    (``kernel: int | [int, int]``): pydantic names the member tried right after the field, where the
+    data holds a scalar or a list, not a mapping. ``None`` for errors of any other field."""
+    current = data
+    for n, item in enumerate(loc):
+        if _has_child(current, item):
+            current = current[item]
+        elif isinstance(item, str) and not isinstance(current, dict):
+            return loc[:n]
+        elif not isinstance(current, dict) or item in current:
+            return None
+    return None
 
 
 def _problems(exc: ValidationError, located: Located) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[Any, ...]] = set()
-    errors = sorted(exc.errors(include_url=False), key=lambda e: not _union_member_fits(e))
-    errors.sort(
-        key=lambda e: [str(i) for i in e["loc"]][:1]
-    )  # stable: keeps the file's field order
+    errors = exc.errors(include_url=False)
+    # `kernel: [true, 3]` fails both members of `int | [int, int]`; only the errors of the member
+    # that fits the kind of value written (here the pair's) say what is wrong
+    unions = [_scalar_or_sequence_union(e["loc"], located.data) for e in errors]
+    fitted = {u for u, e in zip(unions, errors, strict=True) if u and _union_member_fits(e)}
+    errors = [
+        e for u, e in zip(unions, errors, strict=True) if u not in fitted or _union_member_fits(e)
+    ]
     for error in errors:
         path, parent, value = _strip_tags(error["loc"], located.data)
         kind, message, at_key = error["type"], error["msg"], False
@@ -223,4 +381,6 @@ def _problems(exc: ValidationError, located: Located) -> list[Problem]:
         if key not in seen:  # a union reports a mistake once per member it tried: keep the best
             seen.add(key)
             problems.append(problem)
+    # in the order they are written (stable: one place keeps its order); no line goes last
+    problems.sort(key=lambda p: (p.file or "", p.line is None, p.line or 0, p.column or 0))
     return problems

@@ -16,10 +16,9 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
-    NonNegativeInt,
     PlainValidator,
-    PositiveInt,
     PrivateAttr,
+    Strict,
     StrictBool,
     Tag,
     model_validator,
@@ -27,12 +26,22 @@ from pydantic import (
 
 # YAML gives real booleans for true/false; strict, so a stray string ("on", "yes") is an error.
 Bool = StrictBool
+# Numbers are strict too: in lax mode pydantic reads true as 1 (`out: true` would be one channel)
+# and "3" as 3. YAML gives real ints and floats; a float field still takes an int (`eps: 1`), and
+# is finite (an infinite eps or slope only shows up as NaNs in training).
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+
 # Upper bounds refuse absurd specs at validation, before anything is built.
-MAX_CHANNELS = 2**20
+MAX_DIM = 2**20
+"""The largest size of any one dimension: channels, features, height, width (given or planned)."""
 MAX_REPEAT = 1000
-Channels = Annotated[int, Field(gt=0, le=MAX_CHANNELS)]
-IntPair = PositiveInt | tuple[PositiveInt, PositiveInt]
-NonNegPair = NonNegativeInt | tuple[NonNegativeInt, NonNegativeInt]
+Size = Annotated[Int, Field(gt=0, le=MAX_DIM)]
+Channels = Size  # the same bound, named for what the field counts
+Count = Annotated[Int, Field(gt=0, le=MAX_REPEAT)]
+IntPair = Size | tuple[Size, Size]
+Padding = Annotated[Int, Field(ge=0, le=MAX_DIM)]
+NonNegPair = Padding | tuple[Padding, Padding]
 ModuleName = Annotated[
     str,
     Field(
@@ -43,7 +52,9 @@ ModuleName = Annotated[
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Frozen, with tuples for every list: a validated spec cannot be changed afterwards (say
+    # `out = 2**40`) and so slip past the bounds checked at validation.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class _Named(_Spec):
@@ -65,9 +76,7 @@ class Conv(_Named):
         0, description="Zero padding: an int, [height, width], or 'same' (stride 1 only)."
     )
     dilation: IntPair = Field(1, description="Dilation of the kernel.")
-    groups: PositiveInt = Field(
-        1, description="Groups; input and output channels must divide by it."
-    )
+    groups: Size = Field(1, description="Groups; input and output channels must divide by it.")
     bias: Bool = Field(True, description="Learn an additive bias (PyTorch's default).")
 
 
@@ -86,10 +95,10 @@ class ConvBnAct(_Named):
         description="Zero padding; default (kernel - 1) // 2 * dilation keeps the size at stride 1.",
     )
     dilation: IntPair = Field(1, description="Dilation of the kernel.")
-    groups: PositiveInt = Field(1, description="Groups of the convolution.")
+    groups: Size = Field(1, description="Groups of the convolution.")
     bias: Bool = Field(False, description="Conv bias; useless before BatchNorm, so off by default.")
-    eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
-    momentum: float = Field(0.1, ge=0, le=1, description="BatchNorm running-stats momentum.")
+    eps: Float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
+    momentum: Float = Field(0.1, ge=0, le=1, description="BatchNorm running-stats momentum.")
     act: Literal[
         "relu", "relu6", "leaky_relu", "gelu", "silu", "sigmoid", "tanh", "hardswish", "none"
     ] = Field("relu", description="Activation after the norm ('none' for no activation).")
@@ -99,8 +108,8 @@ class BatchNorm(_Named):
     """``nn.BatchNorm2d`` (or ``BatchNorm1d`` after a flatten); ``num_features`` is inferred."""
 
     type: Literal["batchnorm"] = Field(description="Batch normalization (nn.BatchNorm2d / 1d).")
-    eps: float = Field(1e-5, gt=0, description="Added to the variance for numerical stability.")
-    momentum: float = Field(0.1, ge=0, le=1, description="Running-stats momentum.")
+    eps: Float = Field(1e-5, gt=0, description="Added to the variance for numerical stability.")
+    momentum: Float = Field(0.1, ge=0, le=1, description="Running-stats momentum.")
     affine: Bool = Field(True, description="Learn a scale and shift.")
 
 
@@ -120,7 +129,7 @@ class ReLU6(_Activation):
 
 class LeakyReLU(_Activation):
     type: Literal["leaky_relu"] = Field(description="nn.LeakyReLU.")
-    negative_slope: float = Field(0.01, description="Slope for negative inputs.")
+    negative_slope: Float = Field(0.01, description="Slope for negative inputs.")
 
 
 class SiLU(_Activation):
@@ -194,7 +203,7 @@ class Dropout(_Named):
     type: Literal["dropout"] = Field(
         description="nn.Dropout (nn.Dropout2d is not used: torchvision does not)."
     )
-    p: float = Field(
+    p: Float = Field(
         0.5, ge=0, le=1, description="Probability of zeroing an element during training."
     )
     inplace: Bool = Field(False, description="Compute in place.")
@@ -206,7 +215,7 @@ class Identity(_Named):
 
 # --------------------------------------------------------------------------- containers and blocks
 class _Repeatable(_Named):
-    depth: Annotated[int, Field(gt=0, le=MAX_REPEAT)] | None = Field(
+    depth: Count | None = Field(
         None,
         description=(
             "Repeat the block: an nn.Sequential of `depth` copies named 0..depth-1 (torchvision's "
@@ -221,7 +230,7 @@ class Sequential(_Repeatable):
     type: Literal["sequential"] = Field(
         description="A group of layers run in order (nn.Sequential)."
     )
-    layers: list[Node] = Field(min_length=1, description="The layers, in order.")
+    layers: tuple[Node, ...] = Field(min_length=1, description="The layers, in order.")
 
 
 class Repeat(_Spec):
@@ -234,10 +243,8 @@ class Repeat(_Spec):
     type: Literal["repeat"] = Field(
         description="Inline its layers `times` times into the enclosing list."
     )
-    times: Annotated[int, Field(gt=0, le=MAX_REPEAT)] = Field(
-        description="How many times to repeat the layers."
-    )
-    layers: list[Node] = Field(
+    times: Count = Field(description="How many times to repeat the layers.")
+    layers: tuple[Node, ...] = Field(
         min_length=1, description="The layers to repeat (unnamed, or names clash)."
     )
 
@@ -262,7 +269,7 @@ class Shortcut(_Spec):
             "Module name of the projection; a dotted name nests it (timm's 'downsample.conv')."
         ),
     )
-    eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon of the projection.")
+    eps: Float = Field(1e-5, gt=0, description="BatchNorm epsilon of the projection.")
 
 
 class _Residual(_Repeatable):
@@ -286,13 +293,11 @@ class Residual(_Residual):
     type: Literal["residual"] = Field(
         description="Generic residual block: pre, body + shortcut, post."
     )
-    pre: list[Node] = Field(
-        default_factory=list, description="Layers before the split (pre-activation)."
+    pre: tuple[Node, ...] = Field(
+        default=(), description="Layers before the split (pre-activation)."
     )
-    body: list[Node] = Field(min_length=1, description="The residual branch.")
-    post: list[Node] = Field(
-        default_factory=list, description="Layers after the sum (e.g. a ReLU)."
-    )
+    body: tuple[Node, ...] = Field(min_length=1, description="The residual branch.")
+    post: tuple[Node, ...] = Field(default=(), description="Layers after the sum (e.g. a ReLU).")
     shortcut_from: Literal["input", "pre"] = Field(
         "input",
         description=(
@@ -300,9 +305,12 @@ class Residual(_Residual):
             "(pre-activation nets). An identity shortcut always carries the block input."
         ),
     )
-    stride_at: ModuleName | NonNegativeInt | None = Field(
+    stride_at: ModuleName | Annotated[Int, Field(ge=0)] | None = Field(
         None,
-        description="Body layer (name or index) that takes the block stride; default: the first conv.",
+        description=(
+            "Body layer (name or index) that takes the block stride: a conv, conv_bn_act, maxpool "
+            "or avgpool; default: the first conv."
+        ),
     )
 
 
@@ -311,7 +319,7 @@ class Basic(_Residual):
 
     type: Literal["basic"] = Field(description="ResNet basic block (two 3x3 convs).")
     out: Channels = Field(description="Output channels of every block.")
-    eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
+    eps: Float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
     bias: Bool = Field(
         False,
         description="Bias on the body convs: off in torchvision; d2l's tutorial nets keep PyTorch's default (on).",
@@ -330,9 +338,9 @@ class Bottleneck(_Residual):
     width: Channels | None = Field(
         None, description="Channels of the inner 1x1/3x3 convs; default out/expansion."
     )
-    expansion: PositiveInt = Field(4, description="out / width when width is not given.")
-    groups: PositiveInt = Field(1, description="Groups of the 3x3 conv (ResNeXt cardinality).")
-    eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
+    expansion: Size = Field(4, description="out / width when width is not given.")
+    groups: Size = Field(1, description="Groups of the 3x3 conv (ResNeXt cardinality).")
+    eps: Float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
 
     @model_validator(mode="after")
     def _width_divides(self) -> Bottleneck:
@@ -351,7 +359,7 @@ class PreActBasic(_Residual):
 
     type: Literal["preact_basic"] = Field(description="Pre-activation basic block.")
     out: Channels = Field(description="Output channels of every block.")
-    eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
+    eps: Float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
     shortcut: Shortcut = Field(
         default_factory=lambda: Shortcut(kind="conv", bias=False, name="downsample.conv"),
         description=(
@@ -367,9 +375,9 @@ class PreActBottleneck(_Residual):
     type: Literal["preact_bottleneck"] = Field(description="Pre-activation bottleneck block.")
     out: Channels = Field(description="Output channels of every block.")
     width: Channels | None = Field(None, description="Inner channels; default out/expansion.")
-    expansion: PositiveInt = Field(4, description="out / width when width is not given.")
-    groups: PositiveInt = Field(1, description="Groups of the 3x3 conv.")
-    eps: float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
+    expansion: Size = Field(4, description="out / width when width is not given.")
+    groups: Size = Field(1, description="Groups of the 3x3 conv.")
+    eps: Float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
     shortcut: Shortcut = Field(
         default_factory=lambda: Shortcut(kind="conv", bias=False, name="downsample.conv"),
         description=(
@@ -387,7 +395,7 @@ class Concat(_Repeatable):
     type: Literal["concat"] = Field(
         description="Parallel branches joined by channel concatenation."
     )
-    branches: list[Node | list[Node]] = Field(
+    branches: tuple[Node | tuple[Node, ...], ...] = Field(
         min_length=1,
         description=(
             "Each branch is one layer (kept as is, named by its `name` or branchN) or a list of layers "
@@ -405,11 +413,11 @@ class Inception(_Repeatable):
     b3: Channels = Field(description="Channels of the 3x3 conv (branch2).")
     b5_reduce: Channels = Field(description="1x1 reduction before the 'five' conv (branch3).")
     b5: Channels = Field(description="Channels of the 'five' conv (branch3).")
-    b5_kernel: PositiveInt = Field(
+    b5_kernel: Size = Field(
         5, description="Kernel of branch3; the paper uses 5, torchvision's GoogLeNet uses 3."
     )
     pool_proj: Channels = Field(description="1x1 projection after the 3x3 max-pool (branch4).")
-    eps: float = Field(
+    eps: Float = Field(
         1e-3, gt=0, description="BatchNorm epsilon (torchvision GoogLeNet uses 0.001)."
     )
 
@@ -502,12 +510,12 @@ class ModelSpec(_Spec):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="Short identifier, e.g. resnet34.")
     description: str = Field("", description="What the network is and where it comes from.")
     input: InputSpec = Field(description="Default input shape (channels and size).")
-    stem: list[Node] = Field(default_factory=list, description="Layers before the stages.")
-    stages: list[Node] = Field(
-        default_factory=list, description="The body of the network: blocks and layers."
+    stem: tuple[Node, ...] = Field(default=(), description="Layers before the stages.")
+    stages: tuple[Node, ...] = Field(
+        default=(), description="The body of the network: blocks and layers."
     )
-    head: list[Node] = Field(
-        default_factory=list, description="Layers after the stages (pooling, classifier)."
+    head: tuple[Node, ...] = Field(
+        default=(), description="Layers after the stages (pooling, classifier)."
     )
     init: Literal["kaiming", "torch"] = Field(
         "kaiming",

@@ -1,10 +1,11 @@
 """YAML text -> plain data plus the ``line:col`` of every key and value.
 
 Safe by construction: only :class:`yaml.SafeLoader` tags are accepted (``!!python/...`` is an
-error), duplicate keys are errors, and the YAML 1.1 quirks that surprise people are fixed the
-YAML 1.2 way: ``1e-5`` is a float (PyYAML reads it as a string) and ``on``/``yes``/``no`` are strings,
-not booleans. Documents too large, too deep or with too many nodes (alias bombs) are refused before
-they are expanded.
+error), duplicate keys are errors, and scalars follow the YAML 1.2 core schema exactly, not
+PyYAML's YAML 1.1: ``1e-5`` is a float, ``010`` is 10, ``0o10`` is 8, ``0x10`` is 16, and
+``on``/``yes``/``1:30``/``1_000``/``2024-01-31`` are strings. Keys are names (strings) or list
+indices (integers). Documents too large, too deep, recursive or with too many nodes (alias bombs)
+are refused before they are expanded, each at its line.
 """
 
 from __future__ import annotations
@@ -25,32 +26,66 @@ MAX_NODES = 100_000  # counted after alias expansion, so a "billion laughs" stop
 MAX_DEPTH = 64
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+
+# The YAML 1.2 core schema, in the order it is tried: null, bool, int, float. Anything else is a
+# string: YAML 1.1's yes/no/on/off, 010 as octal, 1:30 as 90, 1_000, 0b11 and timestamps included.
+_CORE_SCHEMA = (
+    ("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")),
+    ("tag:yaml.org,2002:int", _INT, list("-+0123456789")),
+    (
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
+            |[-+]?\.(?:inf|Inf|INF)
+            |\.(?:nan|NaN|NAN))$""",
+            re.X,
+        ),
+        list("-+0123456789."),
+    ),
+)
+
+
 class _SpecLoader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans and floats."""
+    """SafeLoader with the YAML 1.2 core schema (plus ``<<`` merge keys) and a nesting limit
+    checked while composing, so deep nesting is refused at its line, before Python's stack runs out."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0  # collections open around the node being composed
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self._depth > MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nesting deeper than {MAX_DEPTH} levels", self.peek_event().start_mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
-# Drop YAML 1.1's bool (yes/no/on/off) and float resolvers, then add YAML 1.2 core-schema ones.
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """A YAML 1.2 core integer: decimal (leading zeros allowed), ``0o`` octal or ``0x`` hex."""
+    text = loader.construct_scalar(node)
+    if not _INT.match(text):  # reachable through an explicit tag: `!!int 1_000`
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{text!r} is not an integer (YAML 1.2: 12, 0o14 or 0xC)", node.start_mark
+        )
+    base = {"0o": 8, "0x": 16}.get(text[:2], 10)
+    return int(text[2:] if base != 10 else text, base)
+
+
 _SpecLoader.yaml_implicit_resolvers = {
-    first: [
-        (tag, rx)
-        for tag, rx in resolvers
-        if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")
-    ]
+    first: [(tag, rx) for tag, rx in resolvers if tag == _MERGE]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-_SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
+for _tag, _regexp, _first in _CORE_SCHEMA:
+    _SpecLoader.add_implicit_resolver(_tag, _regexp, _first)
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 @dataclass
@@ -97,11 +132,24 @@ def _line_col(node: yaml.Node) -> tuple[int, int]:
 _PLAIN_COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
+def _key_kind(key_node: yaml.Node, key: Any) -> str | None:
+    """What a mapping key is when it is not a name (a string) or a list index (an integer)."""
+    if isinstance(key_node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(key_node, yaml.SequenceNode):
+        return "a list"
+    if isinstance(key, str) or (isinstance(key, int) and not isinstance(key, bool)):
+        return None
+    what = {bool: "a boolean", float: "a number", type(None): "null"}.get(type(key))
+    return f"{what} ({key_node.value or '~'})" if what else f"a {type(key).__name__}"
+
+
 class _Builder:
     def __init__(self, loader: _SpecLoader, located: Located):
         self.loader = loader
         self.located = located
         self.nodes = 0
+        self.open: set[int] = set()  # ids of the collections being built around the current node
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.nodes += 1
@@ -111,12 +159,23 @@ class _Builder:
                     path, f"document has more than {MAX_NODES} nodes (alias bomb?)", "yaml"
                 )
             )
-        if len(path) > MAX_DEPTH:
+        if id(node) in self.open:  # `x: &x [*x]`: the data would contain itself
+            raise ZooError(
+                self.located.problem(
+                    path,
+                    "recursive alias: an anchor is used inside its own value; copy the values instead",
+                    "yaml",
+                    at_key=True,
+                )
+            )
+        if len(path) > MAX_DEPTH:  # aliases and merges nest deeper than the text does
             raise ZooError(
                 self.located.problem(path, f"nesting deeper than {MAX_DEPTH} levels", "yaml")
             )
         self.located.value_marks.setdefault(path, (self.located.file, *_line_col(node)))
-        if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_COLLECTION_TAGS:
+        if isinstance(node, yaml.ScalarNode):
+            return self.loader.construct_object(node, deep=True)
+        if node.tag not in _PLAIN_COLLECTION_TAGS:
             # Scalars go through SafeLoader's constructors, which refuse unknown tags; collections
             # are walked here, so their tags are checked here.
             raise ZooError(
@@ -128,42 +187,97 @@ class _Builder:
                     "yaml",
                 )
             )
+        self.open.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            # Keys written in this mapping, as opposed to keys it gets from a `<<: *anchor` merge:
-            # a written key may override a merged one (YAML's merge rule), never another written one.
-            written = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
-            self.loader.flatten_mapping(node)  # resolve `<<: *anchor` merges
-            out: dict[Any, Any] = {}
-            merged: set[Any] = set()
-            for key_node, value_node in node.value:
+            built: Any = self._mapping(node, path)
+        else:
+            built = [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        self.open.discard(id(node))
+        return built
+
+    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[Any, Any]:
+        # Keys written in this mapping, as opposed to keys it gets from a `<<: *anchor` merge:
+        # a written key may override a merged one (YAML's merge rule), never another written one.
+        written = {id(k) for k, _ in node.value if k.tag != _MERGE}
+        self._check_merges(node, path)
+        self.loader.flatten_mapping(node)  # resolve `<<: *anchor` merges
+        out: dict[Any, Any] = {}
+        merged: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = None
+            if isinstance(key_node, yaml.ScalarNode):
                 key = self.loader.construct_object(key_node, deep=True)
-                if not isinstance(key, str | int | float | bool) or key is None:
-                    raise ZooError(
-                        self.located.problem(path, "mapping keys must be plain scalars", "yaml")
+            kind = _key_kind(key_node, key)
+            if kind:
+                hint = "; quote it if it is a name" if isinstance(key_node, yaml.ScalarNode) else ""
+                raise ZooError(
+                    Problem(
+                        f"a key must be a name or a list index, not {kind}{hint}",
+                        self.located.file,
+                        *_line_col(key_node),
+                        dotted(path),
+                        "yaml",
                     )
-                child = (*path, key)
-                if key in out and key not in merged:
-                    first = self.located.key_marks[child][1:]
-                    raise ZooError(
-                        Problem(
-                            f"duplicate key {key!r} (first defined at line {first[0]}); remove one of them",
-                            self.located.file,
-                            *_line_col(key_node),
-                            dotted(child),
-                            "duplicate_key",
+                )
+            child = (*path, key)
+            if key in out and key not in merged:
+                first = self.located.key_marks[child][1:]
+                raise ZooError(
+                    Problem(
+                        f"duplicate key {key!r} (first defined at line {first[0]}); remove one of them",
+                        self.located.file,
+                        *_line_col(key_node),
+                        dotted(child),
+                        "duplicate_key",
+                    )
+                )
+            if id(key_node) in written:
+                merged.discard(key)
+            else:
+                merged.add(key)
+            self.located.key_marks[child] = (self.located.file, *_line_col(key_node))
+            self.located.value_marks.pop(child, None)
+            out[key] = self.build(value_node, child)
+        return out
+
+    def _check_merges(self, node: yaml.MappingNode, path: Path) -> None:
+        """Refuse a ``<<`` that merges a mapping around it (or one whose own merges do): PyYAML
+        would splice the mapping into itself."""
+        todo, seen = [node], {id(node)}
+        while todo:
+            for key_node, value_node in todo.pop().value:
+                if key_node.tag != _MERGE:
+                    continue
+                sources = (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                )
+                for source in sources:
+                    if id(source) in self.open:
+                        raise ZooError(
+                            Problem(
+                                "recursive merge: `<<` merges a mapping that contains it; "
+                                "merge a mapping defined outside this one",
+                                self.located.file,
+                                *_line_col(key_node),
+                                dotted(path),
+                                "yaml",
+                            )
                         )
-                    )
-                if id(key_node) in written:
-                    merged.discard(key)
-                else:
-                    merged.add(key)
-                self.located.key_marks[child] = (self.located.file, *_line_col(key_node))
-                self.located.value_marks.pop(child, None)
-                out[key] = self.build(value_node, child)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self.loader.construct_object(node, deep=True)
+                    if isinstance(source, yaml.MappingNode) and id(source) not in seen:
+                        seen.add(id(source))
+                        todo.append(source)
+
+
+def decode(data: bytes, file: str) -> str:
+    """UTF-8 bytes -> text; invalid UTF-8 is a :class:`ZooError` at the first bad byte's line:col."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = len(data[line_start : exc.start].decode("utf-8")) + 1  # characters, not bytes
+        message = f"invalid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
+        raise ZooError(Problem(message, file, line, column, kind="yaml")) from None
 
 
 def load_yaml(text: str, file: str = "<string>") -> Located:
@@ -186,7 +300,9 @@ def load_yaml(text: str, file: str = "<string>") -> Located:
         message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
         if "'\\t'" in message:
             message += " (YAML indents with spaces, not tabs)"
-        if isinstance(exc, yaml.constructor.ConstructorError):
+        if "for merging" in message:
+            message += "; `<<: *name` merges the mapping anchored as `&name`"
+        if "could not determine a constructor" in message:  # an unknown tag, not a bad merge
             message += " (zoo reads specs with YAML's safe loader: tags such as !!python/... are not allowed)"
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         raise ZooError(Problem(message, file, line, col, kind="yaml")) from None

@@ -525,7 +525,11 @@ class ModelSpec(_Spec):
         ),
     )
     zero_init_residual: Bool = Field(
-        False, description="Zero the last BatchNorm of each residual body (Goyal et al. 2017)."
+        False,
+        description=(
+            "Zero the last BatchNorm of each residual body, a conv_bn_act's included, so every "
+            "block starts as the identity (Goyal et al. 2017; torchvision's bn2/bn3)."
+        ),
     )
     # Where the spec was read from (a zoo.spec.yaml_loader.Located), so that errors found while
     # compiling can point at a YAML line too. Not part of the spec's data.

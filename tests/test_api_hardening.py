@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import textwrap
 from typing import Any
 
@@ -12,6 +11,7 @@ import torchvision
 from torch import nn
 
 import zoo
+import zoo.module_tracing
 from zoo.errors import ExitCode, ZooError
 
 HEADER = """
@@ -244,8 +244,7 @@ def test_module_that_cannot_run_on_meta_is_traced_for_real() -> None:
 
 
 def test_real_forward_is_refused_when_it_would_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
-    trace_module = importlib.import_module("zoo.trace")  # zoo.trace is the function
-    monkeypatch.setattr(trace_module, "free_memory_bytes", lambda device: 2**20)
+    monkeypatch.setattr(zoo.module_tracing, "free_memory_bytes", lambda device: 2**20)
     message = _usage_error(zoo.trace, _DataDependent(), (1, 3, 512, 512))
     assert message.startswith("_DataDependent cannot run on the meta device (")
     # the input (3.1 MB) and the largest output seen before it stopped (the conv's, 8.4 MB)

@@ -7,13 +7,39 @@
 
 Bad input (a spec, a path, an argument) raises :class:`ZooError`; custom layer types are added
 with :func:`register_layer` and removed with :func:`unregister_layer` (see :mod:`zoo.plugins`).
+
+``import zoo`` imports nothing else: each name below is imported on first use, so reading,
+validating and tracing specs never imports torch; only building a model (or tracing a module) does.
 """
 
-from zoo.compiler import build
-from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
-from zoo.plugins import LayerSpec, register_layer, unregister_layer
-from zoo.spec import ModelSpec, load_spec
-from zoo.trace import Row, Trace, trace
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from zoo.compiler import build
+    from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
+    from zoo.plugins import LayerSpec, register_layer, unregister_layer
+    from zoo.spec import ModelSpec, load_spec
+    from zoo.traces import Row, Trace
+    from zoo.tracing import trace
+
+_HOMES = {
+    "build": "zoo.compiler",
+    "ExitCode": "zoo.errors",
+    "Problem": "zoo.errors",
+    "ZooError": "zoo.errors",
+    "ZooWarning": "zoo.errors",
+    "LayerSpec": "zoo.plugins",
+    "register_layer": "zoo.plugins",
+    "unregister_layer": "zoo.plugins",
+    "ModelSpec": "zoo.spec",
+    "load_spec": "zoo.spec",
+    "Row": "zoo.traces",
+    "Trace": "zoo.traces",
+    "trace": "zoo.tracing",
+}
 
 __all__ = [
     "ExitCode",
@@ -31,3 +57,16 @@ __all__ = [
     "unregister_layer",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """The public names, imported from their home module on first use (PEP 562)."""
+    if name not in _HOMES:
+        raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})

@@ -19,14 +19,15 @@ import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ExitCode, Problem, ZooError
 from zoo.plan import LayerPlan, plan_spec
 from zoo.shapes import Shape
 from zoo.spec import ModelSpec
+
+if TYPE_CHECKING:
+    import torch
 
 FLOAT_BYTES = 4
 
@@ -90,6 +91,8 @@ def measure_spec(spec: ModelSpec, input_shape: tuple[int, int, int, int] | None 
 
 def median_ms(fn: Any, warmup: int = 2, repeats: int = 5, device: str = "cpu") -> float:
     """Median wall time of ``fn()`` in milliseconds, after warm-up (synchronizing on CUDA)."""
+    import torch
+
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for _ in range(warmup):
         fn()
@@ -107,6 +110,8 @@ def measure_latency(
     model: torch.nn.Module, input_shape: tuple[int, ...], device: str = "cpu", repeats: int = 5
 ) -> tuple[float, float]:
     """Median forward (eval, no grad) and forward+backward (train) times in milliseconds."""
+    import torch
+
     x = torch.randn(input_shape, device=device)
     if not any(p.requires_grad for p in model.parameters()):
         x.requires_grad_(True)  # a net with nothing to train still has a backward to time
@@ -129,6 +134,8 @@ def measure_latency(
 def free_memory_bytes(device: torch.device) -> int | None:
     """Memory free on ``device`` now (``None`` where it cannot be told)."""
     if device.type == "cuda":
+        import torch
+
         return torch.cuda.mem_get_info(device)[0]
     if device.type == "cpu" and hasattr(os, "sysconf"):
         try:

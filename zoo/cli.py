@@ -30,7 +30,7 @@ from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
 from zoo.files import Interrupted, output_path, writable_target, write_atomically
 from zoo.plot import PLOT_SUFFIXES
 from zoo.shapes import pair
-from zoo.trace import parse_input_shape
+from zoo.traces import parse_input_shape
 
 EXIT_CODES = """\
 exit codes:
@@ -198,7 +198,7 @@ def _parser() -> _Parser:
     bench.add_argument(
         "--latency", action="store_true", help="also time forward and forward+backward"
     )
-    bench.add_argument("--device", default="cpu", help="device for --latency (cpu, cuda)")
+    bench.add_argument("--device", help="device for --latency (default cpu; cuda, ...)")
     output = bench.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="write rows as JSON to stdout")
     output.add_argument("--csv", action="store_true", help="write rows as CSV to stdout")
@@ -233,10 +233,9 @@ def _parser() -> _Parser:
 
 # --------------------------------------------------------------------------- commands
 def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
-    from zoo.compiler import build, resolve_device
     from zoo.render import human, shape_text, trace_table, trace_tree
     from zoo.spec import load_spec
-    from zoo.trace import trace
+    from zoo.tracing import trace
 
     if args.depth is not None and args.depth < 1:
         raise ZooError(
@@ -244,7 +243,12 @@ def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
         )
     dims = parse_input(args.input) if args.input is not None else None
     output = output_path(args.output, "--output") if args.output is not None else None
-    device = resolve_device(args.device or "cpu")  # before any work
+    # checked before any work; torch is imported only when a model is built
+    building = output is not None or args.device is not None
+    if building:
+        from zoo.compiler import build, resolve_device
+
+        device = resolve_device(args.device or "cpu")
     if output is not None and device.type == "meta":
         raise ZooError(
             Problem(
@@ -261,7 +265,7 @@ def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
         writable_target(output, inputs)  # refused now, not after a long build
     # validates shapes; costs nothing at any input size
     result = trace(spec, dims, depth=args.depth)
-    if output is not None or args.device is not None:
+    if building:
         # build() refuses oversized weights (unless --force) before allocating
         model = build(spec, device=device, input_shape=result.input[1:], force=args.force)
         if output is not None:
@@ -298,7 +302,7 @@ def _save(model: Any, spec: Any, path: Path, inputs: Sequence[str]) -> None:
 
 def _cmd_validate(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from zoo.spec import load_spec
-    from zoo.trace import trace
+    from zoo.tracing import trace
 
     results = []
     status = ExitCode.OK
@@ -334,7 +338,7 @@ def _cmd_validate(args: argparse.Namespace, err: Console, out: Stdout) -> int:
 def _cmd_list(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from zoo.render import human
     from zoo.spec import load_spec, shipped_spec_names
-    from zoo.trace import trace
+    from zoo.tracing import trace
 
     rows = []
     for name in shipped_spec_names():
@@ -372,7 +376,7 @@ def _cmd_list(args: argparse.Namespace, err: Console, out: Stdout) -> int:
 
 def _cmd_resolve(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from zoo.spec.load import resolve, resolved_yaml, validate
-    from zoo.trace import trace
+    from zoo.tracing import trace
 
     located = resolve(args.spec, args.overrides)
     trace(validate(located), depth=0)  # only a spec that builds is printed
@@ -387,7 +391,6 @@ def _cmd_bench(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from rich.progress import Progress
 
     from zoo.bench import COLUMNS, BenchRow, check_latency_memory, measure_latency, measure_spec
-    from zoo.compiler import build, resolve_device
     from zoo.spec import load_spec, shipped_spec_names
 
     if args.all and args.specs:
@@ -420,7 +423,16 @@ def _cmd_bench(args: argparse.Namespace, err: Console, out: Stdout) -> int:
         message = "--batch and --input exclude each other" if args.input else "--batch must be >= 1"
         raise ZooError(Problem(message, "zoo", kind="usage"), ExitCode.USAGE_ERROR)
     dims = parse_input(args.input) if args.input is not None else None
-    device = resolve_device(args.device)  # before measuring anything
+    if args.device is not None and not args.latency:
+        raise ZooError(
+            Problem("--device only matters with --latency", "zoo", kind="usage"),
+            ExitCode.USAGE_ERROR,
+        )
+    # checked before measuring anything; torch is imported only to time models
+    if args.latency:
+        from zoo.compiler import build, resolve_device
+
+        device = resolve_device(args.device or "cpu")
     if args.latency and device.type == "meta":
         raise ZooError(
             Problem("--latency needs a device that computes (cpu, cuda)", "zoo", kind="usage"),

@@ -9,20 +9,17 @@ initialized twice (PyTorch's default, then kaiming).
 from __future__ import annotations
 
 import math
-import operator
-import os
-import reprlib
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 
 from zoo.blocks import Concat, Residual, ZooNet
-from zoo.errors import ExitCode, Problem, ZooError
+from zoo.errors import Problem, ZooError, usage_error
 from zoo.plan import plan_spec
-from zoo.shapes import Shape
+from zoo.shapes import Shape, positive_ints
 from zoo.spec import schema as s
+from zoo.spec.load import SpecSource, spec_argument
 
 MAX_WEIGHT_BYTES = 8 * 2**30  # materializing more needs force=True (VGG-16 is 0.55 GB in float32)
 
@@ -64,11 +61,6 @@ def _last_norm(modules: Iterable[nn.Module]) -> nn.BatchNorm1d | nn.BatchNorm2d 
     return last
 
 
-SpecSource = s.ModelSpec | str | os.PathLike[str] | Mapping[str, Any]
-"""What ``build`` and ``trace`` accept as a spec: a spec object, a YAML path or shipped name, or
-the spec's data as a mapping (as ``zoo.load_spec`` reads it)."""
-
-
 def build(
     spec_or_path: SpecSource,
     device: torch.device | str | None = None,
@@ -107,45 +99,6 @@ def build(
         _reset_parameters(model, spec)
     initialize(model, spec)
     return model
-
-
-def usage_error(message: str, kind: str = "usage") -> ZooError:
-    """A bad argument to the Python API (or the command line): exit code ``USAGE_ERROR``."""
-    return ZooError(Problem(message, kind=kind), ExitCode.USAGE_ERROR)
-
-
-def spec_argument(value: Any, function: str, also: str = "") -> s.ModelSpec:
-    """The spec that the ``spec_or_path`` argument of ``function`` names (see :data:`SpecSource`);
-    ``also`` names what else the function accepts (checked by the caller)."""
-    from zoo.spec import load_spec
-
-    if isinstance(value, s.ModelSpec):
-        return value
-    if isinstance(value, str | os.PathLike | Mapping):
-        return load_spec(value)
-    raise usage_error(
-        f"{function}() takes a ModelSpec, a spec file path or shipped name, or a mapping{also}, "
-        f"got {reprlib.repr(value)}"
-    )
-
-
-def positive_ints(value: Any, lengths: tuple[int, ...]) -> tuple[int, ...] | None:
-    """``value`` as a tuple of positive ints when it is a sequence of one of ``lengths`` of them,
-    else ``None``. Floats, bools and strings are not sizes (``int("3")``, ``int(2.7)`` and
-    ``int(True)`` would silently accept typos)."""
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        return None
-    sizes = []
-    for item in value:
-        if isinstance(item, bool) or len(sizes) == max(lengths):  # not a size, or one too many
-            return None
-        try:
-            sizes.append(operator.index(item))  # ints, numpy ints, integer 0-d tensors
-        except TypeError:
-            return None
-    if len(sizes) not in lengths or min(sizes) < 1:
-        return None
-    return tuple(sizes)
 
 
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)

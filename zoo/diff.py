@@ -10,7 +10,8 @@ from rich.table import Table
 
 from zoo.render import human, shape_text
 from zoo.spec.load import load_spec
-from zoo.trace import Row, trace
+from zoo.traces import Row
+from zoo.tracing import trace
 
 
 @dataclass(frozen=True)

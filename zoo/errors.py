@@ -68,3 +68,14 @@ class ZooWarning(UserWarning):
     def __init__(self, problem: Problem):
         self.problem = problem
         super().__init__(problem.format())
+
+
+def usage_error(message: str, kind: str = "usage") -> ZooError:
+    """A bad argument to the Python API (or the command line): exit code ``USAGE_ERROR``."""
+    return ZooError(Problem(message, kind=kind), ExitCode.USAGE_ERROR)
+
+
+def describe_error(exc: BaseException) -> str:
+    """``exc`` as ``Type: message`` on one line, for a problem about foreign code that failed
+    (PyTorch's messages span several lines; ``SystemExit``'s alone is only its code)."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())

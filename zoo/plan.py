@@ -14,20 +14,38 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
-import torch
 from pydantic import BaseModel
-from torch import nn
 
-from zoo.blocks import Concat, Residual, ZooNet
-from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
-from zoo.shapes import Pair, Shape, conv_out, fmt, pair, pool_out
+from zoo.errors import ExitCode, Problem, ZooError, ZooWarning, describe_error
+from zoo.shapes import MAX_DIM, Pair, Shape, conv_out, fmt, pair, pool_out
 from zoo.spec import schema as s
 from zoo.spec.yaml_loader import Located, Path, dotted
 
-Named = list[tuple[str, nn.Module]]
-Make = Callable[[Named], nn.Module]  # the layer's module, given its children's modules
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from torch import nn
+
+    from zoo.blocks import ZooNet
+
+Named = list[tuple[str, "nn.Module"]]
+Make = Callable[[Named], "nn.Module"]  # the layer's module, given its children's modules
+
+
+def _nn() -> ModuleType:
+    """``torch.nn``, imported when a plan is first materialized: planning needs no torch."""
+    from torch import nn
+
+    return nn
+
+
+def _blocks() -> ModuleType:
+    """:mod:`zoo.blocks` (the modules zoo adds to torch.nn), imported as :func:`_nn` is."""
+    from zoo import blocks
+
+    return blocks
 
 
 @dataclass(eq=False)
@@ -75,7 +93,6 @@ class _Context:
 
 
 MAX_LAYERS = 100_000  # ResNet-152 has ~500; past this a spec is a mistake
-MAX_INPUT_DIM = s.MAX_DIM  # any one input size (batch, channels, height, width), as in the spec
 
 SpecT = TypeVar("SpecT", bound=BaseModel)
 LayerBuilder = Callable[[Any, Shape, _Context, Path], LayerPlan]
@@ -133,7 +150,7 @@ def _container(
 
 
 def _sequential(named: Named) -> nn.Sequential:
-    module = nn.Sequential()
+    module = _nn().Sequential()
     for name, child in named:
         module.add_module(name, child)
     return module
@@ -226,33 +243,33 @@ def _conv_plan(
     return _leaf(
         "conv",
         out_shape,
-        lambda: nn.Conv2d(c, out, k, st, padding_arg, d, groups, bias),
+        lambda: _nn().Conv2d(c, out, k, st, padding_arg, d, groups, bias),
         params=weights + (out if bias else 0),
         macs=math.prod(out_shape[1:]) * weights,
     )
 
 
 def _batchnorm_plan(shape: Shape, eps: float, momentum: float, affine: bool = True) -> LayerPlan:
-    cls = nn.BatchNorm2d if len(shape) == 3 else nn.BatchNorm1d
+    cls = "BatchNorm2d" if len(shape) == 3 else "BatchNorm1d"
     channels = shape[0]
     return _leaf(
         "batchnorm",
         shape,
-        lambda: cls(channels, eps=eps, momentum=momentum, affine=affine),
+        lambda: getattr(_nn(), cls)(channels, eps=eps, momentum=momentum, affine=affine),
         params=2 * channels if affine else 0,
         buffers=2 * channels,  # running mean and variance (num_batches_tracked is an integer)
     )
 
 
-_ACTIVATIONS: dict[str, Callable[..., nn.Module]] = {
-    "relu": nn.ReLU,
-    "relu6": nn.ReLU6,
-    "leaky_relu": nn.LeakyReLU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "sigmoid": nn.Sigmoid,
-    "tanh": nn.Tanh,
-    "hardswish": nn.Hardswish,
+_ACTIVATIONS = {  # type tag -> torch.nn class name
+    "relu": "ReLU",
+    "relu6": "ReLU6",
+    "leaky_relu": "LeakyReLU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+    "sigmoid": "Sigmoid",
+    "tanh": "Tanh",
+    "hardswish": "Hardswish",
 }
 
 
@@ -311,7 +328,8 @@ def _conv_bn_act(spec: s.ConvBnAct, shape: Shape, ctx: _Context, path: Path) -> 
     if spec.act != "none":
         act = spec.act
         inplace = {} if act in _NO_INPLACE else {"inplace": True}  # in place as torchvision does
-        named.append(("act", _leaf(act, conv.out, lambda: _ACTIVATIONS[act](**inplace))))
+        cls = _ACTIVATIONS[act]
+        named.append(("act", _leaf(act, conv.out, lambda: getattr(_nn(), cls)(**inplace))))
     return _named_container("", "conv_bn_act", named, conv.out)
 
 
@@ -323,7 +341,7 @@ def _bn(spec: s.BatchNorm, shape: Shape, ctx: _Context, path: Path) -> LayerPlan
 def _activation_builder(spec: Any, shape: Shape, ctx: _Context, path: Path) -> LayerPlan:
     kwargs = spec.model_dump(exclude={"type", "name"})
     cls = _ACTIVATIONS[spec.type]
-    return _leaf(spec.type, shape, lambda: cls(**kwargs))
+    return _leaf(spec.type, shape, lambda: getattr(_nn(), cls)(**kwargs))
 
 
 for _cls in (s.ReLU, s.ReLU6, s.LeakyReLU, s.GELU, s.SiLU, s.Hardswish, s.Sigmoid, s.Tanh):
@@ -352,12 +370,12 @@ def _pool(spec: s.MaxPool | s.AvgPool, shape: Shape, ctx: _Context, path: Path) 
     _check_positive(out, shape, ctx, path, _window(spec.type, k, st, p, d))
     ceil_mode = spec.ceil_mode
     if isinstance(spec, s.MaxPool):
-        return _leaf(spec.type, out, lambda: nn.MaxPool2d(k, st, p, d, ceil_mode=ceil_mode))
+        return _leaf(spec.type, out, lambda: _nn().MaxPool2d(k, st, p, d, ceil_mode=ceil_mode))
     include_pad = spec.count_include_pad
     return _leaf(
         spec.type,
         out,
-        lambda: nn.AvgPool2d(k, st, p, ceil_mode=ceil_mode, count_include_pad=include_pad),
+        lambda: _nn().AvgPool2d(k, st, p, ceil_mode=ceil_mode, count_include_pad=include_pad),
     )
 
 
@@ -368,13 +386,13 @@ def _adaptive_pool(
 ) -> LayerPlan:
     c, _, _ = _spatial(shape, ctx, path, spec.type)
     size = pair(spec.size)
-    cls = nn.AdaptiveAvgPool2d if isinstance(spec, s.AdaptiveAvgPool) else nn.AdaptiveMaxPool2d
-    return _leaf(spec.type, (c, *size), lambda: cls(size))
+    cls = "AdaptiveAvgPool2d" if isinstance(spec, s.AdaptiveAvgPool) else "AdaptiveMaxPool2d"
+    return _leaf(spec.type, (c, *size), lambda: getattr(_nn(), cls)(size))
 
 
 @layer_builder(s.Flatten)
 def _flatten(spec: s.Flatten, shape: Shape, ctx: _Context, path: Path) -> LayerPlan:
-    return _leaf("flatten", (math.prod(shape),), nn.Flatten)
+    return _leaf("flatten", (math.prod(shape),), lambda: _nn().Flatten())
 
 
 @layer_builder(s.Linear)
@@ -389,7 +407,7 @@ def _linear(spec: s.Linear, shape: Shape, ctx: _Context, path: Path) -> LayerPla
     return _leaf(
         "linear",
         (out,),
-        lambda: nn.Linear(features, out, bias=bias),
+        lambda: _nn().Linear(features, out, bias=bias),
         params=features * out + (out if bias else 0),
         macs=features * out,
     )
@@ -398,12 +416,12 @@ def _linear(spec: s.Linear, shape: Shape, ctx: _Context, path: Path) -> LayerPla
 @layer_builder(s.Dropout)
 def _dropout(spec: s.Dropout, shape: Shape, ctx: _Context, path: Path) -> LayerPlan:
     p, inplace = spec.p, spec.inplace
-    return _leaf("dropout", shape, lambda: nn.Dropout(p, inplace=inplace))
+    return _leaf("dropout", shape, lambda: _nn().Dropout(p, inplace=inplace))
 
 
 @layer_builder(s.Identity)
 def _identity(spec: s.Identity, shape: Shape, ctx: _Context, path: Path) -> LayerPlan:
-    return _leaf("identity", shape, nn.Identity)
+    return _leaf("identity", shape, lambda: _nn().Identity())
 
 
 # --------------------------------------------------------------------------- plugin layers
@@ -415,10 +433,12 @@ def register_plugin_builder(
     zoo cannot do a foreign module's arithmetic, so planning one builds it on the meta device
     (no memory) and measures one forward pass; it is a single row of the plan.
     """
-    from zoo.plugins import describe_error, measure
+    from zoo.plugins import measure
 
     def plan(spec: Any, shape: Shape, ctx: _Context, path: Path) -> LayerPlan:
         try:
+            import torch  # a foreign module's arithmetic is measured, so it needs torch
+
             with torch.device("meta"):
                 module = builder(spec, shape)
                 out, macs = measure(module, shape)
@@ -464,7 +484,7 @@ def _check_bounded(plan: LayerPlan, ctx: _Context, path: Path) -> None:
     bounds (a large padding, many concatenated branches, a flatten) can still add up to an absurd
     map, whose numbers of parameters and multiply-adds are then absurd too."""
     for i, size in enumerate(plan.out):
-        if size > s.MAX_DIM:
+        if size > MAX_DIM:
             names = _DIM_NAMES.get(len(plan.out), ())
             dim = names[i] if names else f"dimension {i + 1}"
             hint = (
@@ -475,7 +495,7 @@ def _check_bounded(plan: LayerPlan, ctx: _Context, path: Path) -> None:
             raise ctx.error(
                 path,
                 f"{plan.type} gives a {fmt(plan.out)} output: its {dim} ({size:,}) is over the "
-                f"limit of {s.MAX_DIM:,} for any one size; {hint}",
+                f"limit of {MAX_DIM:,} for any one size; {hint}",
                 "too_large",
             )
 
@@ -638,7 +658,7 @@ def _projection(
             _leaf(
                 "avgpool",
                 pooled,
-                lambda: nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False),
+                lambda: _nn().AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False),
             )
         )
     bias = spec.bias if spec.bias is not None else spec.kind == "conv"
@@ -677,7 +697,7 @@ def _residual_module(
     def make(children: Named) -> nn.Module:
         modules = dict(children)
         pre_named, body_named, post_named = ([(n, modules[n]) for n in part] for part in roles)
-        return Residual(
+        return _blocks().Residual(
             body_named,
             (shortcut_name, modules[shortcut_name]) if shortcut_name else None,
             pre_named,
@@ -901,7 +921,7 @@ def _concat(
             raise ctx.error(bpath, f"branch name {plan.name!r} is used twice", "name")
         branches.append(plan)
     out = (sum(b.out[0] for b in branches), *branches[0].out[1:])
-    return _container("", type_, out, branches, Concat)
+    return _container("", type_, out, branches, lambda named: _blocks().Concat(named))
 
 
 def _cba(out: int, kernel: int, eps: float) -> s.ConvBnAct:
@@ -975,7 +995,9 @@ def plan_spec(spec: s.ModelSpec, input_shape: Shape | None = None) -> NetworkPla
         plans += section_plans
     _warn_unnormalized_preactivation(plans, ctx)
     name = spec.name
-    root = _container(name, "model", shape, plans, lambda named: ZooNet(named, name, input_shape))
+    root = _container(
+        name, "model", shape, plans, lambda named: _blocks().ZooNet(named, name, input_shape)
+    )
     return NetworkPlan(root, input_shape)
 
 
@@ -983,10 +1005,9 @@ def _check_input(spec: s.ModelSpec, shape: Shape) -> None:
     """An input other than the spec's may change its size, never its channels: those are part of
     the network (the first layer's weights), so changing them is a change to the spec."""
     channels = spec.input.channels
-    if len(shape) != 3 or min(shape) < 1 or max(shape) > MAX_INPUT_DIM:
+    if len(shape) != 3 or min(shape) < 1 or max(shape) > MAX_DIM:
         message = (
-            f"input shape {fmt(shape)} must be CxHxW, every size from 1 to at most "
-            f"{MAX_INPUT_DIM:,}"
+            f"input shape {fmt(shape)} must be CxHxW, every size from 1 to at most {MAX_DIM:,}"
         )
     elif shape[0] != channels:
         message = (

@@ -34,20 +34,20 @@ import threading
 import warnings
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, TypeVar, get_args
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
-from zoo.errors import Problem, ZooWarning
+from zoo.errors import Problem, ZooWarning, describe_error
 from zoo.spec.load import MODEL_BY_TYPE
 from zoo.spec.schema import PLUGIN_TYPES, ModuleName
 
+if TYPE_CHECKING:
+    from torch import nn
+
 ENTRY_POINT_GROUP = "zoo.plugins"
 SpecT = TypeVar("SpecT", bound=BaseModel)
-PluginBuilder = Callable[[Any, tuple[int, ...]], nn.Module]
+PluginBuilder = Callable[[Any, tuple[int, ...]], "nn.Module"]
 
 
 class LayerSpec(BaseModel):
@@ -144,17 +144,14 @@ def unregister_layer(tag_or_spec_model: str | type[BaseModel]) -> None:
 
 def measure(module: nn.Module, in_shape: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
     """Output shape (no batch) and multiply-adds of one meta-device forward of ``module``."""
+    import torch  # planning a plugin layer is the one time planning needs torch
+    from torch.utils.flop_counter import FlopCounterMode
+
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         out = module(torch.empty((1, *in_shape), device="meta"))
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"the module returned {type(out).__name__}, not a tensor")
     return tuple(out.shape[1:]), counter.get_total_flops() // 2
-
-
-def describe_error(exc: BaseException) -> str:
-    """``exc`` as ``Type: message`` on one line, for a problem about foreign code that failed
-    (PyTorch's messages span several lines; ``SystemExit``'s alone is only its code)."""
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 def load_entry_points() -> None:

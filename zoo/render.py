@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from rich.tree import Tree
 
-from zoo.trace import Row, Trace
+from zoo.traces import Row, Trace
 
 
 def human(n: float, unit: str = "") -> str:

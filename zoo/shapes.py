@@ -6,8 +6,15 @@ Shapes exclude the batch dimension: ``(C, H, W)`` for feature maps, ``(F,)`` for
 from __future__ import annotations
 
 import math
+import operator
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 Shape = tuple[int, ...]
+
+MAX_DIM = 2**20
+"""The largest size of any one dimension: batch, channels, features, height, width (given in a
+spec or on the command line, or planned for any layer's output)."""
 Pair = tuple[int, int]
 
 
@@ -43,3 +50,22 @@ def fmt(shape: Shape, batch: int | None = None) -> str:
     """``(64, 56, 56)`` -> ``64x56x56`` (``1x64x56x56`` with a batch)."""
     dims = shape if batch is None else (batch, *shape)
     return "x".join(str(d) for d in dims)
+
+
+def positive_ints(value: Any, lengths: tuple[int, ...]) -> tuple[int, ...] | None:
+    """``value`` as a tuple of positive ints when it is a sequence of one of ``lengths`` of them,
+    else ``None``. Floats, bools and strings are not sizes (``int("3")``, ``int(2.7)`` and
+    ``int(True)`` would silently accept typos)."""
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        return None
+    sizes = []
+    for item in value:
+        if isinstance(item, bool) or len(sizes) == max(lengths):  # not a size, or one too many
+            return None
+        try:
+            sizes.append(operator.index(item))  # ints, numpy ints, integer 0-d tensors
+        except TypeError:
+            return None
+    if len(sizes) not in lengths or min(sizes) < 1:
+        return None
+    return tuple(sizes)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import reprlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, get_args
@@ -11,7 +12,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from zoo.errors import ExitCode, Problem, ZooError
+from zoo.errors import ExitCode, Problem, ZooError, usage_error
 from zoo.files import file_kind
 from zoo.spec.inherit import apply_overrides, check_overrides, resolve_extends
 from zoo.spec.schema import BUILTIN_TYPES, PLUGIN_TYPES, ModelSpec
@@ -253,6 +254,24 @@ def load_spec(source: SpecSource, overrides: Sequence[str] = ()) -> ModelSpec:
     ``extends:`` and ``overrides`` (``["stages.2.depth=23"]``), and validate it.
     Raises :class:`ZooError` on bad input, arguments of the wrong type included."""
     return validate(resolve(source, overrides))
+
+
+SpecSource = ModelSpec | str | os.PathLike[str] | Mapping[str, Any]
+"""What ``build`` and ``trace`` accept as a spec: a spec object, a YAML path or shipped name, or
+the spec's data as a mapping (as :func:`load_spec` reads it)."""
+
+
+def spec_argument(value: Any, function: str, also: str = "") -> ModelSpec:
+    """The spec that the ``spec_or_path`` argument of ``function`` names (see :data:`SpecSource`);
+    ``also`` names what else the function accepts (checked by the caller)."""
+    if isinstance(value, ModelSpec):
+        return value
+    if isinstance(value, str | os.PathLike | Mapping):
+        return load_spec(value)
+    raise usage_error(
+        f"{function}() takes a ModelSpec, a spec file path or shipped name, or a mapping{also}, "
+        f"got {reprlib.repr(value)}"
+    )
 
 
 class _PlainDumper(yaml.SafeDumper):

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from zoo.shapes import MAX_DIM
+
 # YAML gives real booleans for true/false; strict, so a stray string ("on", "yes") is an error.
 Bool = StrictBool
 # Numbers are strict too: in lax mode pydantic reads true as 1 (`out: true` would be one channel)
@@ -33,8 +35,6 @@ Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 # Upper bounds refuse absurd specs at validation, before anything is built.
-MAX_DIM = 2**20
-"""The largest size of any one dimension: channels, features, height, width (given or planned)."""
 MAX_REPEAT = 1000
 Size = Annotated[Int, Field(gt=0, le=MAX_DIM)]
 Channels = Size  # the same bound, named for what the field counts

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import zoo
-from zoo.blocks import Concat, Residual
 from zoo.errors import ZooError
+from zoo.nn import Concat, Residual
 
 HEADER = """
 name: t

@@ -18,9 +18,8 @@ from torch import nn
 import zoo
 import zoo.plugins
 from tests.conftest import run_cli
-from zoo import plan
+from zoo import registry
 from zoo.errors import ZooError, ZooWarning
-from zoo.spec.schema import PLUGIN_TYPES
 
 
 class SqueezeExcite(nn.Module):
@@ -155,14 +154,14 @@ def test_registration_mistakes_name_what_to_do() -> None:
         zoo.register_layer(42)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="builder must be a function"):
         zoo.register_layer(SqueezeExciteSpec)("not a function")  # type: ignore[arg-type]
-    assert "squeeze_excite" not in PLUGIN_TYPES
+    assert registry.get("squeeze_excite") is None
 
 
 def test_reregistering_the_same_class_is_a_no_op(squeeze_excite) -> None:
-    builder = plan._LAYER_BUILDERS[SqueezeExciteSpec]
+    planner = registry.get("squeeze_excite").plan
     zoo.register_layer(SqueezeExciteSpec)(lambda spec, in_shape: nn.Identity())
-    assert PLUGIN_TYPES["squeeze_excite"] is SqueezeExciteSpec
-    assert plan._LAYER_BUILDERS[SqueezeExciteSpec] is builder
+    assert registry.get("squeeze_excite").model is SqueezeExciteSpec
+    assert registry.get("squeeze_excite").plan is planner
 
 
 def _spec_model(tag: str, module: str) -> type[zoo.LayerSpec]:
@@ -181,15 +180,14 @@ def test_a_type_registered_from_another_module_is_refused(squeeze_excite) -> Non
         "other_package.layers cannot register it too: rename one of them, or call "
         "zoo.unregister_layer('squeeze_excite') first"
     )
-    assert PLUGIN_TYPES["squeeze_excite"] is SqueezeExciteSpec
+    assert registry.get("squeeze_excite").model is SqueezeExciteSpec
 
 
 def test_the_same_module_may_register_a_type_again(squeeze_excite) -> None:
     """A notebook cell or a reloaded module defines its class anew: the new one replaces it."""
     again = _spec_model("squeeze_excite", __name__)
     zoo.register_layer(again)(lambda spec, in_shape: nn.Identity())
-    assert PLUGIN_TYPES["squeeze_excite"] is again
-    assert SqueezeExciteSpec not in plan._LAYER_BUILDERS and again in plan._LAYER_BUILDERS
+    assert registry.get("squeeze_excite").model is again
 
 
 def test_unregister_layer(write_spec) -> None:
@@ -200,12 +198,12 @@ def test_unregister_layer(write_spec) -> None:
     path = write_spec(SPEC)
     zoo.load_spec(path)
     zoo.unregister_layer(SqueezeExciteSpec)
-    assert "squeeze_excite" not in PLUGIN_TYPES and SqueezeExciteSpec not in plan._LAYER_BUILDERS
+    assert registry.get("squeeze_excite") is None
     with pytest.raises(ZooError, match="unknown type 'squeeze_excite'"):
         zoo.load_spec(path)
     zoo.register_layer(SqueezeExciteSpec)(build)  # by tag, this time
     zoo.unregister_layer("squeeze_excite")
-    assert "squeeze_excite" not in PLUGIN_TYPES and SqueezeExciteSpec not in plan._LAYER_BUILDERS
+    assert registry.get("squeeze_excite") is None
 
 
 def test_unregister_layer_mistakes() -> None:
@@ -229,9 +227,9 @@ def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callabl
     """``install(dist, module, source)``: a fake installed distribution ``dist`` (version 1.0)
     whose ``zoo.plugins`` entry point ``plugin`` calls ``module:register`` (defined in ``source``).
     Entry points load again on the next spec; what they register is unregistered afterwards."""
-    before = set(PLUGIN_TYPES)
+    before = set(registry.tags())
     modules: list[str] = []
-    monkeypatch.setattr(zoo.plugins, "_loaded", False)
+    monkeypatch.setattr(registry, "_loaded", False)
 
     def install(dist: str, module: str, source: str) -> None:
         root = tmp_path / dist
@@ -245,7 +243,7 @@ def install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callabl
         modules.append(module)
 
     yield install
-    for tag in set(PLUGIN_TYPES) - before:
+    for tag in set(registry.tags()) - before:
         zoo.unregister_layer(tag)
     for module in modules:
         sys.modules.pop(module, None)
@@ -296,7 +294,7 @@ def test_a_failing_plugin_goes_without_its_types(install, write_spec) -> None:
         pytest.raises(ZooError, match="unknown type 'blur_pool'"),
     ):
         zoo.load_spec(write_spec(BLUR_SPEC))
-    assert "blur_pool" not in PLUGIN_TYPES
+    assert registry.get("blur_pool") is None
 
 
 @pytest.mark.parametrize("command", ["validate", "build"])
@@ -311,7 +309,7 @@ def test_a_plugin_that_exits_does_not_end_the_command(
     assert "plugin 'plugin' (zoo_quitter:register) of zoo-quitter 1.0 failed to load" in warning
     assert "unknown type 'blur_pool'" in error
     if command == "validate":
-        monkeypatch.setattr(zoo.plugins, "_loaded", False)
+        monkeypatch.setattr(registry, "_loaded", False)
         code, out, _ = run_cli(capsys, command, str(write_spec(BLUR_SPEC)), "--json")
         [result] = json.loads(out)
         assert code == 1 and result["warnings"][0]["kind"] == "plugin"
@@ -329,7 +327,7 @@ def test_two_packages_registering_one_type(install, write_spec) -> None:
         f"of {first} 1.0 failed to load: ValueError: type 'blur_pool' is already registered by "
         f"package {second} 1.0; package {first} 1.0 cannot register it too"
     ) in message
-    assert PLUGIN_TYPES["blur_pool"].__module__ == second.replace("-", "_")
+    assert registry.get("blur_pool").model.__module__ == second.replace("-", "_")
 
 
 def test_a_second_thread_waits_for_plugins_to_load(install, write_spec) -> None:
@@ -340,7 +338,7 @@ def test_a_second_thread_waits_for_plugins_to_load(install, write_spec) -> None:
         BLUR.replace("def register():", "def register():\n    started.set()\n    time.sleep(0.5)")
         + "import threading, time\nstarted = threading.Event()\n",
     )
-    loader = threading.Thread(target=zoo.plugins.load_entry_points)
+    loader = threading.Thread(target=registry.load_entry_points)
     loader.start()
     try:
         while "zoo_slow" not in sys.modules:  # the module loads, then its hook starts
@@ -357,5 +355,5 @@ def test_a_plugin_may_read_a_spec_while_loading(install) -> None:
         "zoo_reader",
         "import zoo\ndef register():\n    global spec\n    spec = zoo.load_spec('lenet')\n",
     )
-    zoo.plugins.load_entry_points()
+    registry.load_entry_points()
     assert sys.modules["zoo_reader"].spec.name == "lenet"

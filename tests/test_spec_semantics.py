@@ -11,8 +11,10 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 import zoo
 from tests.conftest import run_cli
+from zoo import registry
 from zoo.errors import ZooError
 from zoo.spec import schema as s
+from zoo.types.residual import ShortcutSpec
 
 HEADER = "name: t\ninput: {channels: 3, size: 32}\n"
 
@@ -87,7 +89,7 @@ def test_a_float_field_takes_an_int(write_spec) -> None:
 
 
 def _spec_models() -> list[type[BaseModel]]:
-    return [*s.BUILTIN_TYPES, s.InputSpec, s.Shortcut, s.ModelSpec]
+    return [*(info.model for info in registry.builtin()), s.InputSpec, ShortcutSpec, s.ModelSpec]
 
 
 def _accepts(adapter: TypeAdapter[Any], value: Any) -> bool:

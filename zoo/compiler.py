@@ -9,23 +9,23 @@ initialized twice (PyTorch's default, then kaiming).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from zoo.blocks import Concat, Residual, ZooNet
 from zoo.errors import Problem, ZooError, usage_error
-from zoo.plan import plan_spec
+from zoo.nn import ZooNet
+from zoo.plan import NetworkPlan, plan_spec
 from zoo.shapes import Shape, positive_ints
-from zoo.spec import schema as s
-from zoo.spec.load import SpecSource, spec_argument
+from zoo.spec.load import SpecLike, spec_argument
+from zoo.spec.schema import ModelSpec
 
 MAX_WEIGHT_BYTES = 8 * 2**30  # materializing more needs force=True (VGG-16 is 0.55 GB in float32)
 
 
 @torch.no_grad()
-def initialize(model: nn.Module, spec: s.ModelSpec) -> None:
+def initialize(model: nn.Module, spec: ModelSpec, plan: NetworkPlan) -> None:
     """torchvision's ResNet init (kaiming-normal fan_out convs, BN 1/0), optional zero-init residual."""
     if spec.init == "kaiming":
         for m in model.modules():
@@ -35,34 +35,16 @@ def initialize(model: nn.Module, spec: s.ModelSpec) -> None:
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
     if spec.zero_init_residual:
-        # The last BN of each residual branch starts at zero, so every block begins as the identity
-        # (Goyal et al., "Accurate, Large Minibatch SGD", 2017); torchvision's zero_init_residual.
-        for m in model.modules():
-            if isinstance(m, Residual):
-                norm = _last_norm(m._modules[name] for name in m._body)
-                if norm is not None:
-                    nn.init.zeros_(norm.weight)
-
-
-_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
-
-
-def _last_norm(modules: Iterable[nn.Module]) -> nn.BatchNorm1d | nn.BatchNorm2d | None:
-    """The last norm with a weight among ``modules`` and their submodules (a conv_bn_act's ``bn``),
-    in execution order. Nested blocks are not searched: zeroing one norm of a residual block or a
-    concat cannot silence it (its shortcut or its other branches still pass), a nested residual
-    block zeroes its own, and a zeroed norm before them silences them too."""
-    last = None
-    for module in modules:
-        if isinstance(module, _NORMS):
-            last = module if module.weight is not None else last
-        elif not isinstance(module, Residual | Concat):
-            last = _last_norm(module.children()) or last
-    return last
+        # The last norm of each residual body (marked by the planner) starts at zero, so every
+        # block begins as the identity (Goyal et al., "Accurate, Large Minibatch SGD", 2017);
+        # torchvision's zero_init_residual.
+        for path, node in plan.root.walk():
+            if node.last_norm:
+                nn.init.zeros_(model.get_submodule(path).weight)
 
 
 def build(
-    spec_or_path: SpecSource,
+    spec_or_path: SpecLike,
     device: torch.device | str | None = None,
     input_shape: Shape | None = None,
     dtype: torch.dtype | str | None = None,
@@ -91,13 +73,13 @@ def build(
     if device.type == "meta":
         return _on(plan.materialize, device, dtype)
     check_weight_memory(plan.root.params, dtype, force)
-    model = _on(plan.materialize, torch.device("meta"), dtype)
-    if not _reinitializable(model):  # e.g. a plugin module that sets its weights in __init__
-        model = _on(plan.materialize, device, dtype)
-    else:
+    if all(node.reinitializable for _, node in plan.root.walk()):
+        model = _on(plan.materialize, torch.device("meta"), dtype)
         model.to_empty(device=device)
         _reset_parameters(model, spec)
-    initialize(model, spec)
+    else:  # e.g. a plugin module that sets its weights in __init__: made where it will live
+        model = _on(plan.materialize, device, dtype)
+    initialize(model, spec, plan)
     return model
 
 
@@ -148,21 +130,8 @@ def _on(make: Callable[[], ZooNet], device: torch.device, dtype: torch.dtype | N
     return model.to(dtype) if dtype is not None else model
 
 
-_REINITIALIZABLE = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)
-
-
-def _reinitializable(model: nn.Module) -> bool:
-    """Every module holding tensors is one whose initialization zoo can redo after ``to_empty``."""
-    return all(
-        isinstance(m, _REINITIALIZABLE)
-        for m in model.modules()
-        if next(m.parameters(recurse=False), None) is not None
-        or next(m.buffers(recurse=False), None) is not None
-    )
-
-
 @torch.no_grad()
-def _reset_parameters(model: nn.Module, spec: s.ModelSpec) -> None:
+def _reset_parameters(model: nn.Module, spec: ModelSpec) -> None:
     """PyTorch's default initialization, skipping conv weights that ``initialize`` overwrites."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d) and spec.init == "kaiming":
@@ -170,7 +139,7 @@ def _reset_parameters(model: nn.Module, spec: s.ModelSpec) -> None:
                 fan_in = m.weight.shape[1] * m.weight[0, 0].numel()
                 bound = 1 / math.sqrt(fan_in)
                 nn.init.uniform_(m.bias, -bound, bound)
-        elif isinstance(m, _REINITIALIZABLE):
+        elif hasattr(m, "reset_parameters"):  # every torch.nn layer that holds tensors
             m.reset_parameters()
 
 

@@ -30,22 +30,21 @@ that is built in, taken or not registered), never :class:`~zoo.ZooError`.
 
 from __future__ import annotations
 
-import threading
-import warnings
 from collections.abc import Callable
-from importlib.metadata import EntryPoint, entry_points
-from typing import TYPE_CHECKING, Any, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from zoo.errors import Problem, ZooWarning, describe_error
-from zoo.spec.load import MODEL_BY_TYPE
-from zoo.spec.schema import PLUGIN_TYPES, ModuleName
+from zoo import registry
+from zoo.errors import ZooError, describe_error
+from zoo.plan import LayerPlan, PlanContext, leaf
+from zoo.shapes import Shape, fmt
+from zoo.spec.fields import ModuleName
+from zoo.spec.yaml_loader import SpecPath
 
 if TYPE_CHECKING:
     from torch import nn
 
-ENTRY_POINT_GROUP = "zoo.plugins"
 SpecT = TypeVar("SpecT", bound=BaseModel)
 PluginBuilder = Callable[[Any, tuple[int, ...]], "nn.Module"]
 
@@ -60,16 +59,6 @@ class LayerSpec(BaseModel):
     name: ModuleName | None = Field(None, description="Module name (state_dict key).")
 
 
-# Registration and loading share one lock: a thread reading its first spec waits for the plugins
-# another thread is loading. Re-entrant, as a hook may register types or even read a spec.
-_lock = threading.RLock()
-_loaded = False  # every entry point has been called
-_loading = False  # entry points are being called (seen True only by the thread calling them)
-_registering = threading.local()  # .source: the package whose entry point runs on this thread
-_SOURCES: dict[str, str] = {}
-"""Who registered each plugin type tag: ``package NAME VERSION`` or ``module NAME``."""
-
-
 def register_layer(spec_model: type[SpecT]) -> Callable[[PluginBuilder], PluginBuilder]:
     """Register ``builder(spec, in_shape) -> nn.Module`` for the spec type ``spec_model``.
 
@@ -80,39 +69,22 @@ def register_layer(spec_model: type[SpecT]) -> Callable[[PluginBuilder], PluginB
     """
     if not (isinstance(spec_model, type) and issubclass(spec_model, BaseModel)):
         raise TypeError(f"register_layer takes a zoo.LayerSpec subclass, got {spec_model!r}")
-    field = spec_model.model_fields.get("type")
-    tags = get_args(field.annotation) if field else ()
-    if len(tags) != 1 or not isinstance(tags[0], str):
-        raise TypeError(f"{spec_model.__name__} needs a field `type: Literal['its_tag']`")
-    tag = tags[0]
-    if tag in MODEL_BY_TYPE:
+    tag = registry.type_tag(spec_model)
+    existing = registry.get(tag)
+    if existing is not None and existing.source == registry.BUILTIN:
         raise ValueError(f"type {tag!r} is built into zoo; choose another name")
     if "name" not in spec_model.model_fields:
         raise TypeError(
             f"{spec_model.__name__} should subclass zoo.LayerSpec (it needs a `name` field)"
         )
-    source = getattr(_registering, "source", None) or f"module {spec_model.__module__}"
+    source = registry.current_source(f"module {spec_model.__module__}")
 
     def register(builder: PluginBuilder) -> PluginBuilder:
-        from zoo.plan import register_plugin_builder, unregister_plugin_builder
-
         if not callable(builder):
             raise TypeError(f"the builder must be a function (spec, in_shape), got {builder!r}")
-        with _lock:
-            registered = PLUGIN_TYPES.get(tag)
-            if registered is spec_model:
-                return builder
-            if registered is not None:
-                if _SOURCES[tag] != source:
-                    raise ValueError(
-                        f"type {tag!r} is already registered by {_SOURCES[tag]}; {source} cannot "
-                        f"register it too: rename one of them, or call "
-                        f"zoo.unregister_layer({tag!r}) first"
-                    )
-                unregister_plugin_builder(registered)
-            PLUGIN_TYPES[tag] = spec_model
-            _SOURCES[tag] = source
-            register_plugin_builder(spec_model, builder)
+        current = registry.get(tag)
+        if current is None or current.model is not spec_model:
+            registry.register(spec_model, _planner(builder), reinitializable=False, source=source)
         return builder
 
     return register
@@ -121,25 +93,40 @@ def register_layer(spec_model: type[SpecT]) -> Callable[[PluginBuilder], PluginB
 def unregister_layer(tag_or_spec_model: str | type[BaseModel]) -> None:
     """Remove a type registered with :func:`register_layer`, by its tag or its spec model: specs
     using it become invalid again. Raises ``ValueError`` if it is not registered."""
-    from zoo.plan import unregister_plugin_builder
+    if isinstance(tag_or_spec_model, str):
+        registry.unregister(tag_or_spec_model)
+        return
+    found = [info.tag for info in registry.plugins() if info.model is tag_or_spec_model]
+    if not found:
+        name = getattr(tag_or_spec_model, "__name__", repr(tag_or_spec_model))
+        raise ValueError(f"{name} is not registered")
+    registry.unregister(found[0])
 
-    with _lock:
-        if isinstance(tag_or_spec_model, str):
-            tag = tag_or_spec_model
-            if tag in MODEL_BY_TYPE:
-                raise ValueError(
-                    f"type {tag!r} is built into zoo; only plugin types can be removed"
-                )
-            if tag not in PLUGIN_TYPES:
-                raise ValueError(f"no type {tag!r} is registered")
-        else:
-            found = [t for t, model in PLUGIN_TYPES.items() if model is tag_or_spec_model]
-            if not found:
-                name = getattr(tag_or_spec_model, "__name__", repr(tag_or_spec_model))
-                raise ValueError(f"{name} is not registered")
-            tag = found[0]
-        unregister_plugin_builder(PLUGIN_TYPES.pop(tag))
-        del _SOURCES[tag]
+
+def _planner(builder: PluginBuilder) -> Callable[..., LayerPlan]:
+    """A plugin's ``builder(spec, in_shape) -> nn.Module`` as a planner.
+
+    zoo cannot do a foreign module's arithmetic, so planning one builds it on the meta device
+    (no memory) and measures one forward pass; it is a single row of the plan.
+    """
+
+    def plan(spec: Any, shape: Shape, ctx: PlanContext, path: SpecPath) -> LayerPlan:
+        import torch  # a foreign module's arithmetic is measured, so it needs torch
+
+        try:
+            with torch.device("meta"):
+                module = builder(spec, shape)
+                out, macs = measure(module, shape)
+        except ZooError:
+            raise
+        except (Exception, SystemExit) as exc:  # plugin code must not end zoo, even by sys.exit()
+            message = f"{spec.type} cannot take a {fmt(shape)} input: {describe_error(exc)}"
+            raise ctx.error(path, message, "plugin") from None
+        buffers = sum(b.numel() for b in module.buffers() if b.is_floating_point())
+        params = sum(p.numel() for p in module.parameters())
+        return leaf(spec.type, out, lambda: builder(spec, shape), params, macs, buffers)
+
+    return plan
 
 
 def measure(module: nn.Module, in_shape: tuple[int, ...]) -> tuple[tuple[int, ...], int]:
@@ -152,49 +139,3 @@ def measure(module: nn.Module, in_shape: tuple[int, ...]) -> tuple[tuple[int, ..
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"the module returned {type(out).__name__}, not a tensor")
     return tuple(out.shape[1:]), counter.get_total_flops() // 2
-
-
-def load_entry_points() -> None:
-    """Call every installed ``zoo.plugins`` entry point, once: the first call does it, and a call
-    from another thread meanwhile waits until all of them ran. A plugin that fails is a warning."""
-    global _loaded, _loading
-    if _loaded:
-        return
-    with _lock:
-        if _loaded or _loading:  # loaded while we waited, or a hook of ours is reading a spec
-            return
-        _loading = True
-        try:
-            for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-                _call(entry_point)
-        finally:
-            _loading = False
-            _loaded = True
-
-
-def _call(entry_point: EntryPoint) -> None:
-    """Load and call one entry point, its registrations named after its package."""
-    dist = entry_point.dist
-    package = f"{dist.name} {dist.version}" if dist is not None else entry_point.module
-    source = _registering.source = f"package {package}"
-    before = set(PLUGIN_TYPES)
-    try:
-        hook = entry_point.load()
-        if not callable(hook):
-            raise TypeError(f"it names a {type(hook).__name__}, not a function")
-        hook()
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # a plugin must not end zoo, not even with sys.exit()
-        for tag in set(PLUGIN_TYPES) - before:  # all or nothing: it goes without its types
-            if _SOURCES[tag] == source:
-                unregister_layer(tag)
-        name = dist.name if dist is not None else entry_point.module
-        problem = Problem(
-            f"plugin {entry_point.name!r} ({entry_point.value}) of {package} failed to load: "
-            f"{describe_error(exc)}; zoo goes on without it: update or uninstall {name}",
-            kind="plugin",
-        )
-        warnings.warn(ZooWarning(problem), stacklevel=3)  # load_entry_points' caller
-    finally:
-        _registering.source = None

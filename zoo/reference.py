@@ -13,8 +13,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from zoo.spec.load import MODEL_BY_TYPE
-from zoo.spec.schema import InputSpec, ModelSpec, Shortcut
+from zoo import registry
+from zoo.spec.schema import InputSpec, ModelSpec
+from zoo.types.residual import ShortcutSpec
 
 SCHEMA_ID = "https://zoo.invalid/schemas/zoo-spec.schema.json"
 
@@ -38,7 +39,7 @@ def _node_union(node: Any, mapping: dict[str, str]) -> Any:
 
 def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a spec file, for editor completion and hover docs."""
-    mapping = {tag: f"#/$defs/{model.__name__}" for tag, model in MODEL_BY_TYPE.items()}
+    mapping = {info.tag: f"#/$defs/{info.model.__name__}" for info in registry.builtin()}
     full = _node_union(ModelSpec.model_json_schema(), mapping)
     defs = full.pop("$defs")
     extends = {
@@ -74,13 +75,6 @@ def json_schema() -> dict[str, Any]:
 
 def json_schema_text() -> str:
     return json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
-
-
-def _annotation(model: type[BaseModel], name: str) -> str:
-    text = str(model.model_fields[name].annotation)
-    for noise in ("typing.", "zoo.spec.schema.", "Annotated[", "ForwardRef('", "')"):
-        text = text.replace(noise, "")
-    return text.replace("NoneType", "None")
 
 
 def _default(model: type[BaseModel], name: str) -> str:
@@ -135,8 +129,15 @@ def markdown_reference() -> str:
         "selected by its `type`.",
         "",
     ]
-    for type_name, model in MODEL_BY_TYPE.items():
-        type_doc = model.model_fields["type"].description or ""
-        out += [f"### `{type_name}`", "", _doc(model) or type_doc, "", *_fields(model), ""]
-    out += ["### `shortcut` (of residual blocks)", "", _doc(Shortcut), "", *_fields(Shortcut), ""]
+    for info in registry.builtin():
+        type_doc = info.model.model_fields["type"].description or ""
+        out += [f"### `{info.tag}`", "", _doc(info.model) or type_doc, "", *_fields(info.model), ""]
+    out += [
+        "### `shortcut` (of residual blocks)",
+        "",
+        _doc(ShortcutSpec),
+        "",
+        *_fields(ShortcutSpec),
+        "",
+    ]
     return "\n".join(out)

@@ -69,3 +69,20 @@ def positive_ints(value: Any, lengths: tuple[int, ...]) -> tuple[int, ...] | Non
     if len(sizes) not in lengths or min(sizes) < 1:
         return None
     return tuple(sizes)
+
+
+def pair_text(value: Pair) -> str:
+    """``(2, 2)`` -> ``2``; ``(2, 1)`` -> ``2x1``."""
+    return str(value[0]) if value[0] == value[1] else f"{value[0]}x{value[1]}"
+
+
+def window(what: str, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair) -> str:
+    """``conv (kernel 3x3, stride 2, padding 1)``, naming the dilation only when it is not 1."""
+    parts = [
+        f"kernel {kernel[0]}x{kernel[1]}",
+        f"stride {pair_text(stride)}",
+        f"padding {pair_text(padding)}",
+    ]
+    if dilation != (1, 1):
+        parts.append(f"dilation {pair_text(dilation)}")
+    return f"{what} ({', '.join(parts)})"

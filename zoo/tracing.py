@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from zoo.errors import usage_error
 from zoo.plan import LayerPlan, plan_spec
 from zoo.shapes import Shape
-from zoo.spec.load import SpecSource, spec_argument
+from zoo.spec.load import SpecLike, spec_argument
 from zoo.spec.schema import ModelSpec
 from zoo.traces import Row, Trace, parse_input_shape
 
@@ -38,7 +38,7 @@ def _is_module(value: Any) -> bool:
 
 
 def trace(
-    model_or_spec: SpecSource | nn.Module,
+    model_or_spec: SpecLike | nn.Module,
     input_shape: Any = None,
     depth: int | None = None,
 ) -> Trace:

@@ -19,7 +19,7 @@ from pathlib import Path as FilePath
 from typing import Any
 
 from zoo.errors import ExitCode, Problem, ZooError
-from zoo.spec.yaml_loader import Located, Path, dotted, load_yaml
+from zoo.spec.yaml_loader import Located, SpecPath, dotted, load_yaml
 
 MAX_EXTENDS_DEPTH = 16
 
@@ -66,7 +66,7 @@ def resolve_extends(located: Located, read: Any, find: Any, chain: Sequence[str]
     return merged
 
 
-def _take_marks(target: Located, source: Located, path: Path) -> None:
+def _take_marks(target: Located, source: Located, path: SpecPath) -> None:
     """``path`` now holds ``source``'s value: drop the base's marks below it, copy the source's."""
     n = len(path)
     for table, source_table in (
@@ -79,7 +79,7 @@ def _take_marks(target: Located, source: Located, path: Path) -> None:
 
 
 def _merge_mapping(
-    target: Located, base: dict[Any, Any], overlay: dict[Any, Any], source: Located, path: Path
+    target: Located, base: dict[Any, Any], overlay: dict[Any, Any], source: Located, path: SpecPath
 ) -> None:
     for key, value in overlay.items():
         child = (*path, key)
@@ -95,13 +95,13 @@ def _merge_mapping(
             _take_marks(target, source, child)
 
 
-def _take_key_mark(target: Located, source: Located, path: Path) -> None:
+def _take_key_mark(target: Located, source: Located, path: SpecPath) -> None:
     if path in source.key_marks:
         target.key_marks[path] = source.key_marks[path]
 
 
 def _patch_list(
-    target: Located, base: list[Any], patch: dict[Any, Any], source: Located, path: Path
+    target: Located, base: list[Any], patch: dict[Any, Any], source: Located, path: SpecPath
 ) -> None:
     for index, value in patch.items():
         where = (*path, index)
@@ -135,10 +135,10 @@ def _patch_list(
             _take_marks(target, _renumbered(source, where, (*path, position)), (*path, position))
 
 
-def _renumbered(source: Located, old: Path, new: Path) -> Located:
+def _renumbered(source: Located, old: SpecPath, new: SpecPath) -> Located:
     n = len(old)
 
-    def move(table: dict[Path, Any]) -> dict[Path, Any]:
+    def move(table: dict[SpecPath, Any]) -> dict[SpecPath, Any]:
         return {(new + k[n:] if k[:n] == old else k): v for k, v in table.items()}
 
     return Located(source.data, source.file, move(source.key_marks), move(source.value_marks))
@@ -191,7 +191,7 @@ def apply_overrides(located: Located, overrides: Sequence[str]) -> Located:
     return located
 
 
-def _set(located: Located, path: Path, value_doc: Located) -> None:
+def _set(located: Located, path: SpecPath, value_doc: Located) -> None:
     def fail(message: str) -> ZooError:
         return _usage(message, dotted(path), "override")
 

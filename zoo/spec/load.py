@@ -7,32 +7,36 @@ import os
 import reprlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from zoo import registry
 from zoo.errors import ExitCode, Problem, ZooError, usage_error
 from zoo.files import file_kind
 from zoo.spec.inherit import apply_overrides, check_overrides, resolve_extends
-from zoo.spec.schema import BUILTIN_TYPES, PLUGIN_TYPES, ModelSpec
-from zoo.spec.yaml_loader import MAX_BYTES, MAX_DEPTH, MAX_NODES, Located, decode, load_yaml
-from zoo.spec.yaml_loader import Path as YamlPath
-
-MODEL_BY_TYPE: dict[str, type[BaseModel]] = {
-    get_args(model.model_fields["type"].annotation)[0]: model for model in BUILTIN_TYPES
-}
-"""The built-in spec models by ``type`` tag (plugins add theirs to ``PLUGIN_TYPES``)."""
+from zoo.spec.schema import ModelSpec
+from zoo.spec.yaml_loader import (
+    MAX_BYTES,
+    MAX_DEPTH,
+    MAX_NODES,
+    Located,
+    SpecPath,
+    decode,
+    load_yaml,
+)
 
 
 def model_for_type(tag: str) -> type[BaseModel] | None:
     """The spec model of a ``type`` tag, built-in or registered by a plugin."""
-    return MODEL_BY_TYPE.get(tag) or PLUGIN_TYPES.get(tag)
+    info = registry.get(tag)
+    return info.model if info is not None else None
 
 
 def known_types() -> list[str]:
     """Every valid ``type`` tag, sorted."""
-    return sorted({*MODEL_BY_TYPE, *PLUGIN_TYPES})
+    return registry.tags()
 
 
 def shipped_specs_dir() -> Path:
@@ -151,7 +155,7 @@ class _PlainCopy:
         self.nodes = 0
         self.open: set[int] = set()  # ids of the collections being copied around the current value
 
-    def copy(self, value: Any, path: YamlPath) -> Any:
+    def copy(self, value: Any, path: SpecPath) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise self._error(path, f"the mapping has more than {MAX_NODES} values")
@@ -177,14 +181,14 @@ class _PlainCopy:
         self.open.discard(id(value))
         return copied
 
-    def _key(self, key: Any, path: YamlPath) -> str | int:
+    def _key(self, key: Any, path: SpecPath) -> str | int:
         if isinstance(key, str) or (isinstance(key, int) and not isinstance(key, bool)):
             return key
         raise self._error(
             path, f"a key must be a name or a list index, not {key!r} (a {type(key).__name__})"
         )
 
-    def _error(self, path: YamlPath, message: str) -> ZooError:
+    def _error(self, path: SpecPath, message: str) -> ZooError:
         return ZooError(self.located.problem(path, message, "type"))
 
 
@@ -228,8 +232,6 @@ SpecSource = str | os.PathLike[str] | Mapping[str, Any]
 def resolve(source: SpecSource, overrides: Sequence[str] = ()) -> Located:
     """Read a spec and resolve its ``extends:`` chain and ``--set`` overrides: plain located data.
     A mapping is read like a file's data; its ``extends:`` is relative to the current folder."""
-    from zoo.plugins import load_entry_points
-
     check_overrides(overrides)
     if isinstance(source, Mapping):
         located = from_mapping(source)
@@ -244,7 +246,7 @@ def resolve(source: SpecSource, overrides: Sequence[str] = ()) -> Located:
             ),
             ExitCode.USAGE_ERROR,
         )
-    load_entry_points()  # installed packages may define types this spec uses
+    registry.load_entry_points()  # installed packages may define types this spec uses
     located = resolve_extends(located, read_spec_file, _find_base)
     return apply_overrides(located, overrides)
 
@@ -256,13 +258,13 @@ def load_spec(source: SpecSource, overrides: Sequence[str] = ()) -> ModelSpec:
     return validate(resolve(source, overrides))
 
 
-SpecSource = ModelSpec | str | os.PathLike[str] | Mapping[str, Any]
-"""What ``build`` and ``trace`` accept as a spec: a spec object, a YAML path or shipped name, or
-the spec's data as a mapping (as :func:`load_spec` reads it)."""
+SpecLike = ModelSpec | SpecSource
+"""What ``build`` and ``trace`` accept as a spec: a spec object, or what :func:`load_spec` reads (a
+YAML path or shipped name, or the spec's data as a mapping)."""
 
 
 def spec_argument(value: Any, function: str, also: str = "") -> ModelSpec:
-    """The spec that the ``spec_or_path`` argument of ``function`` names (see :data:`SpecSource`);
+    """The spec that the ``spec_or_path`` argument of ``function`` names (see :data:`SpecLike`);
     ``also`` names what else the function accepts (checked by the caller)."""
     if isinstance(value, ModelSpec):
         return value

@@ -18,7 +18,7 @@ import yaml
 
 from zoo.errors import Problem, ZooError
 
-Path = tuple[str | int, ...]
+SpecPath = tuple[str | int, ...]  # a place in the spec's data: ("stages", 2, "depth")
 Mark = tuple[str, int, int]  # file, 1-based line, 1-based column
 
 MAX_BYTES = 1_000_000  # shipped specs are ~1 KB; a megabyte of YAML is not a model spec
@@ -98,10 +98,12 @@ class Located:
 
     data: Any
     file: str
-    key_marks: dict[Path, Mark] = field(default_factory=dict)
-    value_marks: dict[Path, Mark] = field(default_factory=dict)
+    key_marks: dict[SpecPath, Mark] = field(default_factory=dict)
+    value_marks: dict[SpecPath, Mark] = field(default_factory=dict)
 
-    def position(self, path: Path, *, at_key: bool = False) -> tuple[str, int | None, int | None]:
+    def position(
+        self, path: SpecPath, *, at_key: bool = False
+    ) -> tuple[str, int | None, int | None]:
         """``(file, line, col)`` of ``path`` (its key or its value), else of its nearest ancestor."""
         marks = (self.key_marks, self.value_marks) if at_key else (self.value_marks, self.key_marks)
         for n in range(len(path), -1, -1):
@@ -110,12 +112,12 @@ class Located:
                     return table[path[:n]]
         return self.file, None, None
 
-    def problem(self, path: Path, message: str, kind: str, *, at_key: bool = False) -> Problem:
+    def problem(self, path: SpecPath, message: str, kind: str, *, at_key: bool = False) -> Problem:
         file, line, col = self.position(path, at_key=at_key)
         return Problem(message, file, line, col, dotted(path), kind)
 
 
-def dotted(path: Path) -> str:
+def dotted(path: SpecPath) -> str:
     """``("stages", 2, "depth")`` -> ``"stages.2.depth"``; odd keys (spaces, dots) are quoted."""
     return ".".join(p if isinstance(p, str) and p.isidentifier() else _odd_key(p) for p in path)
 
@@ -151,7 +153,7 @@ class _Builder:
         self.nodes = 0
         self.open: set[int] = set()  # ids of the collections being built around the current node
 
-    def build(self, node: yaml.Node, path: Path) -> Any:
+    def build(self, node: yaml.Node, path: SpecPath) -> Any:
         self.nodes += 1
         if self.nodes > MAX_NODES:
             raise ZooError(
@@ -195,7 +197,7 @@ class _Builder:
         self.open.discard(id(node))
         return built
 
-    def _mapping(self, node: yaml.MappingNode, path: Path) -> dict[Any, Any]:
+    def _mapping(self, node: yaml.MappingNode, path: SpecPath) -> dict[Any, Any]:
         # Keys written in this mapping, as opposed to keys it gets from a `<<: *anchor` merge:
         # a written key may override a merged one (YAML's merge rule), never another written one.
         written = {id(k) for k, _ in node.value if k.tag != _MERGE}
@@ -240,7 +242,7 @@ class _Builder:
             out[key] = self.build(value_node, child)
         return out
 
-    def _check_merges(self, node: yaml.MappingNode, path: Path) -> None:
+    def _check_merges(self, node: yaml.MappingNode, path: SpecPath) -> None:
         """Refuse a ``<<`` that merges a mapping around it (or one whose own merges do): PyYAML
         would splice the mapping into itself."""
         todo, seen = [node], {id(node)}

@@ -1,0 +1,65 @@
+"""The field types every spec model is made of, and the base models they share.
+
+Numbers are strict: in lax mode pydantic reads ``true`` as 1 (``out: true`` would be one channel)
+and ``"3"`` as 3. YAML gives real ints and floats; a float field still takes an int (``eps: 1``),
+and is finite (an infinite eps or slope only shows up as NaNs in training). Every size is bounded
+(:data:`zoo.shapes.MAX_DIM`), so an absurd spec is refused at validation, before anything is built.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool
+
+from zoo.shapes import MAX_DIM
+
+# YAML gives real booleans for true/false; strict, so a stray string ("on", "yes") is an error.
+Bool = StrictBool
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+
+MAX_REPEAT = 1000
+"""The most copies a ``depth`` or ``times`` makes."""
+
+Size = Annotated[Int, Field(gt=0, le=MAX_DIM)]
+Channels = Size  # the same bound, named for what the field counts
+Count = Annotated[Int, Field(gt=0, le=MAX_REPEAT)]
+IntPair = Size | tuple[Size, Size]
+Padding = Annotated[Int, Field(ge=0, le=MAX_DIM)]
+NonNegPair = Padding | tuple[Padding, Padding]
+ModuleName = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Module name; becomes the attribute name and the state_dict key prefix.",
+    ),
+]
+
+
+class SpecModel(BaseModel):
+    """Base of every spec model: unknown fields are errors, and a validated spec is frozen (with
+    tuples for every list), so it cannot be changed afterwards (``out = 2**40``) past its bounds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NamedSpec(SpecModel):
+    """A layer or block: an optional ``name`` becomes its module name."""
+
+    name: ModuleName | None = Field(
+        None,
+        description="Module name (state_dict key). Unnamed items are named after their position.",
+    )
+
+
+class RepeatableSpec(NamedSpec):
+    """A block that ``depth`` repeats into an ``nn.Sequential`` of copies."""
+
+    depth: Count | None = Field(
+        None,
+        description=(
+            "Repeat the block: an nn.Sequential of `depth` copies named 0..depth-1 (torchvision's "
+            "layer1.0.conv1 layout). Left out: the bare block, with no Sequential around it."
+        ),
+    )

@@ -30,7 +30,7 @@ that is built in, taken or not registered), never :class:`~zoo.ZooError`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -59,8 +59,16 @@ class LayerSpec(BaseModel):
     name: ModuleName | None = Field(None, description="Module name (state_dict key).")
 
 
-def register_layer(spec_model: type[SpecT]) -> Callable[[PluginBuilder], PluginBuilder]:
+def register_layer(
+    spec_model: type[SpecT],
+    *,
+    example: Mapping[str, Any] | None = None,
+    example_input: tuple[int, ...] = (4, 8, 8),
+) -> Callable[[PluginBuilder], PluginBuilder]:
     """Register ``builder(spec, in_shape) -> nn.Module`` for the spec type ``spec_model``.
+
+    ``example`` (a spec of the type, as a mapping) and ``example_input`` (its input shape, no
+    batch) let a test check the type the way zoo's own are checked (``zoo.registry``).
 
     Registering the same class again is a no-op, and a module may replace its own earlier class
     for a tag (a reloaded module, a notebook cell run again). Raises ``TypeError`` for a malformed
@@ -84,7 +92,14 @@ def register_layer(spec_model: type[SpecT]) -> Callable[[PluginBuilder], PluginB
             raise TypeError(f"the builder must be a function (spec, in_shape), got {builder!r}")
         current = registry.get(tag)
         if current is None or current.model is not spec_model:
-            registry.register(spec_model, _planner(builder), reinitializable=False, source=source)
+            registry.register(
+                spec_model,
+                _planner(builder),
+                reinitializable=False,
+                source=source,
+                example=example,
+                example_input=example_input,
+            )
         return builder
 
     return register

@@ -214,6 +214,62 @@ def test_checkpoint_records_the_input_it_was_built_for(capsys, tmp_path: Path) -
     spec = zoo.ModelSpec.model_validate(checkpoint["spec"])
     assert spec.input.size == (40, 36)  # the linear layer's in-features fit 40x36, not 28x28
     zoo.build(spec).load_state_dict(checkpoint["state_dict"])  # strict
+    code, _, err = run(capsys, "build", str(path))  # its own input, not lenet's 28x28
+    assert code == 0 and "[1, 1, 40, 36] -> [1, 10]" in err
+
+
+def test_build_traces_a_checkpoint_like_its_spec(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "r18.pt"
+    assert run(capsys, "build", "resnet18", "--output", str(path))[0] == 0
+    assert run(capsys, "build", str(path), "--trace") == run(capsys, "build", "resnet18", "--trace")
+    code, out, _ = run(capsys, "build", str(path), "--json", "--input", "2x3x64x64")
+    assert code == 0 and json.loads(out)["input"] == [2, 3, 64, 64]  # adaptive pooling: any size
+
+
+def test_build_a_checkpoint_loads_its_weights_and_saves_them_again(capsys, tmp_path: Path) -> None:
+    first, second = tmp_path / "a.pt", tmp_path / "b.PTH"
+    assert run(capsys, "build", "lenet", "--output", str(first))[0] == 0
+    code, _, err = run(capsys, "build", str(first), "--device", "cpu", "--output", str(second))
+    assert code == 0 and f"saved {second}" in err
+    a, b = (torch.load(p, weights_only=True) for p in (first, second))
+    assert a["spec"] == b["spec"] and list(a["state_dict"]) == list(b["state_dict"])
+    for key, tensor in a["state_dict"].items():  # the saved weights, not freshly initialized ones
+        assert torch.equal(tensor, b["state_dict"][key]), key
+
+
+def test_a_checkpoint_is_never_saved_over_itself(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "m.pt"
+    assert run(capsys, "build", "lenet", "--output", str(path))[0] == 0
+    before = path.read_bytes()
+    code, _, err = run(capsys, "build", str(path), "--output", str(path))
+    assert code == 3 and "will not write over it: it is an input of this command" in err
+    assert path.read_bytes() == before
+
+
+def test_a_checkpoint_takes_no_set_and_only_inputs_its_weights_fit(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "lenet40.pt"
+    assert run(capsys, "build", "lenet", "--input", "1x40x36", "--output", str(path))[0] == 0
+    code, _, err = run(capsys, "build", str(path), "--set", "head.2.out=5")
+    assert (
+        code == 2 and "--set changes the spec, and a checkpoint's weights fit only its own" in err
+    )
+    code, _, err = run(capsys, "build", str(path), "--input", "1x28x28")
+    assert code == 1 and err.strip() == (
+        f"{path}: state_dict: its weights do not fit the model its spec builds for input 1x28x28 "
+        "(mis-shaped head_1.weight (120x896 where the model has 120x400)); they were saved for "
+        "input 1x40x36 [weights]"
+    )
+    assert run(capsys, "build", str(path), "--input", "8x1x40x36", "--device", "cpu")[0] == 0
+
+
+def test_build_refuses_a_file_that_is_not_a_zoo_checkpoint(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "tv.pth"
+    torch.save({"conv1.weight": torch.zeros(1)}, path)  # a plain state_dict
+    code, _, err = run(capsys, "build", str(path), "--device", "cpu")
+    assert code == 3 and err.strip() == (
+        f"{path}: not a zoo checkpoint: it holds a dict without 'format' (a plain state_dict?); "
+        "zoo reads the files that zoo.save and `zoo build --output` write [checkpoint]"
+    )
 
 
 def test_tree_and_depth_imply_trace(capsys) -> None:

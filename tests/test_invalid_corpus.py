@@ -118,7 +118,7 @@ EXPECTED = [
         4,
         24,
         "stem.0.name",
-        "String should match pattern '^[A-Za-z_][A-Za-z0-9_]*$'",
+        "String should match pattern '^[A-Za-z][A-Za-z0-9_]*$'",
     ),
     (
         "linear_without_flatten",

@@ -258,3 +258,44 @@ def test_a_fixed_spec_still_copies_dumps_and_plans() -> None:
     data = spec.model_dump(mode="json")
     assert isinstance(data["stages"], list)
     assert zoo.ModelSpec.model_validate(data) == zoo.ModelSpec.model_validate(spec.model_dump())
+
+
+def test_reserved_names_are_torch_module_attributes() -> None:
+    """The list the spec layer keeps (it imports no torch) is every public attribute of the
+    modules zoo makes, so no layer name can clash with one when the module is made."""
+    from torch import nn
+
+    from zoo.nn import Residual
+    from zoo.spec.fields import RESERVED_NAMES
+
+    model = zoo.build("lenet", device="meta")
+    residual = Residual([("conv", nn.Identity())])
+    public = {
+        name
+        for obj in (nn.Sequential(), model, residual)
+        for name in (*dir(type(obj)), *vars(obj))  # methods, and attributes set in __init__
+        if not name.startswith("_")
+    }
+    assert public <= RESERVED_NAMES
+
+
+@pytest.mark.parametrize(
+    "name", ["forward", "training", "spec", "input_shape", "_modules", "__class__"]
+)
+def test_a_layer_cannot_take_a_module_attribute_name(write_spec, name: str) -> None:
+    spec = write_spec(
+        f"name: t\ninput: {{channels: 3, size: 8}}\nstem: [{{type: relu, name: {name}}}]\n"
+    )
+    with pytest.raises(ZooError) as info:
+        zoo.load_spec(spec)
+    [problem] = info.value.problems
+    assert (problem.path, problem.line) == ("stem.0.name", 3)
+
+
+def test_a_shortcut_cannot_take_a_module_attribute_name(write_spec) -> None:
+    spec = write_spec(
+        "name: t\ninput: {channels: 3, size: 8}\n"
+        "stages: [{type: basic, out: 4, shortcut: {name: downsample.forward}}]\n"
+    )
+    with pytest.raises(ZooError, match="'forward' is the name of a torch module attribute"):
+        zoo.load_spec(spec)

@@ -4,6 +4,7 @@
 >>> spec = zoo.load_spec("resnet34")          # a shipped name or a path to a YAML file
 >>> model = zoo.build(spec)                   # a plain nn.Module (device="meta" for shapes only)
 >>> result = zoo.trace(spec, (3, 224, 224))   # rows of path, type, output shape, params, MACs
+>>> zoo.save(model, "r34.pt")                 # weights and spec; zoo.load("r34.pt") reads both
 
 Bad input (a spec, a path, an argument) raises :class:`ZooError`; custom layer types are added
 with :func:`register_layer` and removed with :func:`unregister_layer` (see :mod:`zoo.plugins`).
@@ -18,6 +19,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from zoo.checkpoint import load, save
     from zoo.compiler import build
     from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
     from zoo.plugins import LayerSpec, register_layer, unregister_layer
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from zoo.tracing import trace
 
 _HOMES = {
+    "load": "zoo.checkpoint",
+    "save": "zoo.checkpoint",
     "build": "zoo.compiler",
     "ExitCode": "zoo.errors",
     "Problem": "zoo.errors",
@@ -51,8 +55,10 @@ __all__ = [
     "ZooError",
     "ZooWarning",
     "build",
+    "load",
     "load_spec",
     "register_layer",
+    "save",
     "trace",
     "unregister_layer",
 ]

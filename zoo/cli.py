@@ -27,7 +27,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
-from zoo.files import Interrupted, output_path, writable_target, write_atomically
+from zoo.files import Interrupted, output_path, writable_target
 from zoo.plot import PLOT_SUFFIXES
 from zoo.shapes import pair
 from zoo.traces import parse_input_shape
@@ -116,9 +116,13 @@ def _parser() -> _Parser:
         "build",
         help="compile a spec; --trace prints per-layer shapes, parameters and multiply-adds",
         description="Compile SPEC into an nn.Module. Without --output or --device nothing is built: "
-        "shapes and counts are worked out from the spec, with no memory for weights.",
+        "shapes and counts are worked out from the spec, with no memory for weights. SPEC may be a "
+        "checkpoint that --output wrote (.pt/.pth): its spec is traced, and --output or --device "
+        "load its weights instead of initializing fresh ones.",
     )
-    build.add_argument("spec", metavar="SPEC", help="YAML path or shipped spec name")
+    build.add_argument(
+        "spec", metavar="SPEC", help="YAML path, shipped spec name, or a zoo checkpoint (.pt/.pth)"
+    )
     build.add_argument(
         "--trace", action="store_true", help="print one row per layer (output shape, params, MACs)"
     )
@@ -133,13 +137,17 @@ def _parser() -> _Parser:
     )
     build.add_argument("--json", action="store_true", help="write the trace as JSON to stdout")
     build.add_argument(
-        "--output", metavar="FILE.pt", help="save the initialized weights and the spec (torch.save)"
+        "--output",
+        metavar="FILE.pt",
+        help="save the weights and the spec: a checkpoint that `zoo build FILE.pt` and zoo.load read",
     )
     build.add_argument(
         "--device", metavar="DEVICE", help="materialize the model on this device (cpu, cuda, ...)"
     )
     build.add_argument(
-        "--force", action="store_true", help="materialize even above the 8 GiB weight-memory limit"
+        "--force",
+        action="store_true",
+        help="materialize (or read a checkpoint) even above the 8 GiB weight-memory limit",
     )
     _add_set(build)
 
@@ -233,6 +241,7 @@ def _parser() -> _Parser:
 
 # --------------------------------------------------------------------------- commands
 def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
+    from zoo.checkpoint import is_checkpoint_name, read_checkpoint, save
     from zoo.render import human, shape_text, trace_table, trace_tree
     from zoo.spec import load_spec
     from zoo.tracing import trace
@@ -243,6 +252,17 @@ def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
         )
     dims = parse_input(args.input) if args.input is not None else None
     output = output_path(args.output, "--output") if args.output is not None else None
+    from_checkpoint = is_checkpoint_name(args.spec)
+    if from_checkpoint and args.overrides:
+        raise ZooError(
+            Problem(
+                "--set changes the spec, and a checkpoint's weights fit only its own; "
+                "leave out --set, or build the changed spec from its YAML file",
+                "zoo",
+                kind="usage",
+            ),
+            ExitCode.USAGE_ERROR,
+        )
     # checked before any work; torch is imported only when a model is built
     building = output is not None or args.device is not None
     if building:
@@ -259,22 +279,26 @@ def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
             ),
             ExitCode.USAGE_ERROR,
         )
-    spec = load_spec(args.spec, args.overrides)
-    inputs = spec_files(spec)
+    checkpoint = read_checkpoint(Path(args.spec), args.force) if from_checkpoint else None
+    if checkpoint is not None:
+        spec, inputs = checkpoint.spec, [args.spec]
+    else:
+        spec = load_spec(args.spec, args.overrides)
+        inputs = spec_files(spec)
     if output is not None:
         writable_target(output, inputs)  # refused now, not after a long build
     # validates shapes; costs nothing at any input size
     result = trace(spec, dims, depth=args.depth)
+    if checkpoint is not None and not building:
+        checkpoint.check(result.input[1:])  # the rows traced are those of the saved weights
     if building:
-        # build() refuses oversized weights (unless --force) before allocating
-        model = build(spec, device=device, input_shape=result.input[1:], force=args.force)
+        if checkpoint is not None:  # the saved weights, not fresh ones
+            model = checkpoint.model(device, result.input[1:])
+        else:  # build() refuses oversized weights (unless --force) before allocating
+            model = build(spec, device=device, input_shape=result.input[1:], force=args.force)
         if output is not None:
-            # the saved spec is the one the weights fit: its input is the one built for
-            c, h, w = result.input[1:]
-            built_for = spec.input.model_copy(
-                update={"channels": c, "size": h if h == w else (h, w)}
-            )
-            _save(model, spec.model_copy(update={"input": built_for}), output, inputs)
+            # the spec the model was built from, its input set to the one built for
+            save(model, output, spec, inputs=inputs)
             err.print(f"saved {output}", markup=False, highlight=False)
     if args.json:
         out.write(json.dumps(result.to_dict()) + "\n")
@@ -286,18 +310,6 @@ def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
             f"{shape_text(result.input)} -> {shape_text(result.output)}"
         )
     return ExitCode.OK
-
-
-def _save(model: Any, spec: Any, path: Path, inputs: Sequence[str]) -> None:
-    """Write a checkpoint by the output rules of :mod:`zoo.files` (atomic, never over ``inputs``)."""
-    import torch
-
-    checkpoint = {
-        "format": "zoo/1",
-        "spec": spec.model_dump(mode="json"),
-        "state_dict": model.state_dict(),
-    }
-    write_atomically(path, lambda handle: torch.save(checkpoint, handle), inputs)
 
 
 def _cmd_validate(args: argparse.Namespace, err: Console, out: Stdout) -> int:

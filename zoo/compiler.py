@@ -71,15 +71,17 @@ def build(
     spec = spec_argument(spec_or_path, "build")
     plan = plan_spec(spec, input_shape)
     if device.type == "meta":
-        return _on(plan.materialize, device, dtype)
-    check_weight_memory(plan.root.params, dtype, force)
-    if all(node.reinitializable for _, node in plan.root.walk()):
-        model = _on(plan.materialize, torch.device("meta"), dtype)
-        model.to_empty(device=device)
-        _reset_parameters(model, spec)
-    else:  # e.g. a plugin module that sets its weights in __init__: made where it will live
         model = _on(plan.materialize, device, dtype)
-    initialize(model, spec, plan)
+    else:
+        check_weight_memory(plan.root.params, dtype, force)
+        if all(node.reinitializable for _, node in plan.root.walk()):
+            model = _on(plan.materialize, torch.device("meta"), dtype)
+            model.to_empty(device=device)
+            _reset_parameters(model, spec)
+        else:  # e.g. a plugin module that sets its weights in __init__: made where it will live
+            model = _on(plan.materialize, device, dtype)
+        initialize(model, spec, plan)
+    model.spec = spec  # what zoo.save writes with the weights: a plain attribute, no submodule
     return model
 
 

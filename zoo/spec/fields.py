@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, StrictBool
 
 from zoo.shapes import MAX_DIM
 
@@ -28,12 +28,97 @@ Count = Annotated[Int, Field(gt=0, le=MAX_REPEAT)]
 IntPair = Size | tuple[Size, Size]
 Padding = Annotated[Int, Field(ge=0, le=MAX_DIM)]
 NonNegPair = Padding | tuple[Padding, Padding]
+# The public attributes of torch's nn.Sequential (so of every module zoo makes) and of zoo's own
+# modules: a layer named like one of them would clash with it when its module is made (`forward`,
+# `training`, `spec`). Written out, not read from torch, so that validating a spec imports no
+# torch; tests/test_spec_semantics.py checks the list against torch's own. Names starting with an
+# underscore are refused by the pattern (torch's and zoo's private attributes, dunders).
+RESERVED_NAMES = frozenset(
+    [
+        "T_destination",
+        "add_module",
+        "append",
+        "apply",
+        "bfloat16",
+        "buffers",
+        "call_super_init",
+        "children",
+        "compile",
+        "cpu",
+        "cuda",
+        "double",
+        "dump_patches",
+        "eval",
+        "extend",
+        "extra_repr",
+        "float",
+        "forward",
+        "get_buffer",
+        "get_extra_state",
+        "get_parameter",
+        "get_submodule",
+        "half",
+        "insert",
+        "ipu",
+        "load_state_dict",
+        "modules",
+        "mtia",
+        "named_buffers",
+        "named_children",
+        "named_modules",
+        "named_parameters",
+        "parameters",
+        "pop",
+        "register_backward_hook",
+        "register_buffer",
+        "register_forward_hook",
+        "register_forward_pre_hook",
+        "register_full_backward_hook",
+        "register_full_backward_pre_hook",
+        "register_load_state_dict_post_hook",
+        "register_load_state_dict_pre_hook",
+        "register_module",
+        "register_parameter",
+        "register_state_dict_post_hook",
+        "register_state_dict_pre_hook",
+        "requires_grad_",
+        "set_extra_state",
+        "set_submodule",
+        "share_memory",
+        "state_dict",
+        "to",
+        "to_empty",
+        "train",
+        "training",
+        "type",
+        "xpu",
+        "zero_grad",
+        "input_shape",
+        "shortcut_from_pre",
+        "spec",
+        "spec_name",
+    ]
+)
+
+
+def not_reserved(name: str) -> str:
+    """``name``, unless a module attribute has it (each part of a dotted name is checked)."""
+    for part in name.split("."):
+        if part in RESERVED_NAMES:
+            raise ValueError(
+                f"{part!r} is the name of a torch module attribute (a layer of that name would "
+                "replace it); choose another name"
+            )
+    return name
+
+
 ModuleName = Annotated[
     str,
     Field(
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
         description="Module name; becomes the attribute name and the state_dict key prefix.",
     ),
+    AfterValidator(not_reserved),
 ]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from zoo import registry
 from zoo.plan import (
@@ -42,6 +42,7 @@ from zoo.spec.fields import (
     RepeatableSpec,
     Size,
     SpecModel,
+    not_reserved,
 )
 from zoo.spec.yaml_loader import SpecPath
 from zoo.types.activation import ReLUSpec
@@ -69,9 +70,9 @@ class ShortcutSpec(SpecModel):
     bias: Bool | None = Field(
         None, description="Conv bias; default True for 'conv', False otherwise."
     )
-    name: str = Field(
+    name: Annotated[str, AfterValidator(not_reserved)] = Field(
         "downsample",
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$",
+        pattern=r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$",
         description=(
             "Module name of the projection; a dotted name nests it (timm's 'downsample.conv')."
         ),

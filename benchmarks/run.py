@@ -8,16 +8,25 @@ of several repeats), because absolute times on shared machines are noise.
 2. runtime parity: a zoo-built model against the torchvision model (same weights), forward and
    forward+backward, with a torchvision-against-torchvision (A/A) row as the noise floor;
 3. torch.compile(fullgraph=True) and torch.export.export on every shipped spec;
-4. build time: zoo.build against the torchvision constructor.
+4. build time: zoo.build against the torchvision constructor;
+5. CLI start-up: each command that builds no model, run as the real console script, against
+   `python -c "import torch"` (wall time and peak memory of each child process).
+
+`python benchmarks/run.py --only SECTION` re-measures one section and merges it into report.json
+(the others are kept); `--render` rewrites report.md from report.json without measuring.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -218,6 +227,71 @@ def bench_build() -> list[dict[str, Any]]:
     return rows
 
 
+# Commands that build no model, so never import torch; each row times one against `import torch`.
+STARTUP_COMMANDS = (
+    "validate resnet18",
+    "list",
+    "resolve resnet50",
+    "schema",
+    "diff resnet50 resnext50_32x4d",
+    "build resnet152 --trace",
+    "bench --all",
+)
+STARTUP_REPEATS = 3 if QUICK else 7
+# The goals of each command: wall seconds at most, peak MiB at most, times faster than import torch.
+STARTUP_GOALS = {"zoo_s": 0.5, "zoo_peak_mib": 100, "speedup": 5}
+
+
+def bench_cli_startup() -> list[dict[str, Any]]:
+    """Each command in a fresh process against `python -c "import torch"` (same interpreter),
+    interleaved; ``speedup`` is the median of per-pair ratios, import torch time / command time."""
+    zoo_script = str(Path(sys.executable).parent / "zoo")
+    import_torch = [sys.executable, "-c", "import torch"]
+    rows = []
+    for command in STARTUP_COMMANDS:
+        argv = [zoo_script, *command.split()]
+        zoo_peaks: list[int] = []
+        torch_peaks: list[int] = []
+        t_torch, t_zoo, speedup = paired(
+            lambda peaks=torch_peaks: _child(import_torch, peaks),
+            lambda argv=argv, peaks=zoo_peaks: _child(argv, peaks),
+            repeats=STARTUP_REPEATS,
+        )
+        rows.append(
+            {
+                "command": f"zoo {command}",
+                "zoo_s": statistics.median(t_zoo),
+                "import_torch_s": statistics.median(t_torch),
+                "speedup": speedup,
+                "zoo_peak_mib": max(zoo_peaks) / 2**20,
+                "import_torch_peak_mib": max(torch_peaks) / 2**20,
+            }
+        )
+    return rows
+
+
+def _child(argv: list[str], peaks: list[int]) -> None:
+    """Run ``argv`` to its end, output discarded, and append its peak RSS in bytes to ``peaks``.
+
+    GNU time measures it: a child's ``ru_maxrss`` also counts the memory of the process it was
+    forked from, so read straight from this one (torch loaded, ~700 MB) every child would seem
+    as large; time's own process is ~1 MB. (RUSAGE_CHILDREN is no way out: it is the largest of
+    all children so far.)
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = Path(tmp) / "maxrss"
+        done = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", str(peak), *argv],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+        if done.returncode != 0:  # a command that fails early would time as fast as it is wrong
+            message = done.stderr.decode(errors="replace")[-2000:]
+            raise RuntimeError(f"{shlex.join(argv)} exited with {done.returncode}:\n{message}")
+        peaks.append(int(peak.read_text().split()[-1]) * 1024)  # %M is in KiB
+
+
 def _size(spec: zoo.ModelSpec) -> tuple[int, int]:
     size = spec.input.size
     return (size, size) if isinstance(size, int) else tuple(size)
@@ -250,22 +324,55 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+SECTIONS: dict[str, Callable[[], list[dict[str, Any]]]] = {
+    "tracing": bench_tracing,
+    "runtime": bench_runtime,
+    "build": bench_build,
+    "compile_export": bench_compile_export,
+    "cli_startup": bench_cli_startup,
+}
+
+
+def main(only: str | None = None) -> None:
+    """Measure every section (or only ``only``, kept with the others of report.json) and write
+    report.json and report.md."""
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
-    report = {"machine": _machine()}
-    for key, fn in (
-        ("tracing", bench_tracing),
-        ("runtime", bench_runtime),
-        ("build", bench_build),
-        ("compile_export", bench_compile_export),
-    ):
-        print(f"benchmarking {key} ...", file=sys.stderr, flush=True)
-        report[key] = fn()
+    machine = _machine()
+    report: dict[str, Any] = {"machine": machine}
+    if only is not None:
+        report = _report_to_merge_into(machine)
+    for key, fn in SECTIONS.items():
+        if only in (None, key):
+            print(f"benchmarking {key} ...", file=sys.stderr, flush=True)
+            report[key] = fn()
     (HERE / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = render(report)
     (HERE / "report.md").write_text(markdown)
     print(markdown)
+
+
+def _report_to_merge_into(machine: dict[str, Any]) -> dict[str, Any]:
+    """The committed report, if its figures were taken with this set-up: a section re-run with
+    other versions, thread counts or ZOO_BENCH_QUICK would sit beside figures it cannot be read
+    against. Only the platform string may differ (it names the VM's kernel build)."""
+    path = HERE / "report.json"
+    if not path.exists():
+        sys.exit(f"{path} does not exist: run every section first (make bench), not --only")
+    report = json.loads(path.read_text())
+    theirs = report["machine"]
+    differs = [
+        k
+        for k in theirs.keys() | machine.keys()
+        if k != "platform" and theirs.get(k) != machine.get(k)
+    ]
+    if differs:
+        changes = ", ".join(f"{k} {theirs.get(k)!r} -> {machine.get(k)!r}" for k in sorted(differs))
+        sys.exit(
+            f"{path} was measured otherwise ({changes}): run every section (make bench), not --only"
+        )
+    report["machine"] = machine
+    return report
 
 
 def render(report: dict[str, Any]) -> str:
@@ -328,12 +435,44 @@ def render(report: dict[str, Any]) -> str:
             ["spec", "compile_fullgraph", "compile_fullgraph_s", "export", "export_s"],
         ),
         "",
+        '## CLI start-up: commands that build no model against `python -c "import torch"`',
+        "",
+        "Each command runs as the installed `zoo` console script in a fresh process, interleaved "
+        f'with `python -c "import torch"` over {STARTUP_REPEATS} pairs; these commands never '
+        "import torch. `speedup` is the median per-pair ratio (import torch time / command time); "
+        "peaks are the largest resident set of any run (GNU `time -f %M`). Goals per "
+        f"command: at most {STARTUP_GOALS['zoo_s']} s and {STARTUP_GOALS['zoo_peak_mib']} MiB, "
+        f"at least {STARTUP_GOALS['speedup']}x faster than importing torch.",
+        "",
+        _table(
+            report["cli_startup"],
+            [
+                "command",
+                "zoo_s",
+                "import_torch_s",
+                "speedup",
+                "zoo_peak_mib",
+                "import_torch_peak_mib",
+            ],
+        ),
+        "",
     ]
     return "\n".join(md)
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--render"]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--render", action="store_true", help="rewrite report.md from report.json; measure nothing"
+    )
+    mode.add_argument(
+        "--only",
+        choices=SECTIONS,
+        help="measure this section only and merge it into report.json (other sections kept)",
+    )
+    args = parser.parse_args()
+    if args.render:
         (HERE / "report.md").write_text(render(json.loads((HERE / "report.json").read_text())))
     else:
-        main()
+        main(args.only)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 import zoo
 from zoo.errors import ExitCode, ZooError
@@ -135,3 +138,66 @@ def test_bottleneck_width_must_divide(write_spec) -> None:
     )
     assert path == "stages.0"
     assert "divisible by expansion" in message
+
+
+ODD_DOCUMENTS = [
+    "a: 010\nb: 0o10\nc: 0x10\nd: 1:30\ne: 1_000\nf: yes\ng: .inf\nh: ~\ni: 1e-5\n",
+    "base: &b {x: 1, y: [1, 2]}\nuse:\n  <<: *b\n  y: 3\n",
+    "name: ünïcödé\nlist: [é, {ü: 1}, 'ß']\n",
+    "a: 1\na: 2\n",
+    "a: [" * 70 + "]" * 70 + "\n",
+    "a: \x07\n",
+    "key: !!python/object/apply:os.system ['true']\n",
+    "{unclosed: [1, 2\n",
+    "\tname: tab\n",
+]
+
+
+def _both_loaders(text: str, monkeypatch: pytest.MonkeyPatch) -> list:
+    """load_yaml's result with libyaml's parser and with PyYAML's own, as comparable values."""
+    from zoo.spec import yaml_loader
+
+    results = []
+    for fast in (True, False):
+        if not fast:
+            monkeypatch.setattr(yaml_loader, "_fast_load", lambda text, located: False)
+        try:
+            located = yaml_loader.load_yaml(text, "x.yaml")
+            results.append((located.data, located.key_marks, located.value_marks))
+        except ZooError as exc:
+            results.append([p.format() for p in exc.problems])
+    return results
+
+
+@pytest.mark.skipif(not yaml.__with_libyaml__, reason="libyaml is not installed")
+@pytest.mark.parametrize(
+    "text",
+    [
+        *(p.read_text() for p in sorted(Path(__file__).parents[1].glob("specs/*.yaml"))),
+        *(
+            p.read_text(errors="replace")
+            for p in sorted(Path(__file__).parent.glob("invalid/*.yaml"))
+        ),
+        *ODD_DOCUMENTS,
+    ],
+)
+def test_libyaml_reads_exactly_as_pyyaml(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path (libyaml) gives the same data and line:col marks as PyYAML's, and every
+    problem is reported by PyYAML's path, word for word."""
+    fast, slow = _both_loaders(text, monkeypatch)
+    assert fast == slow
+
+
+def test_a_changed_base_is_read_again(tmp_path: Path) -> None:
+    """Bases are read once per process, by path, inode, size and mtime: an edit is seen."""
+    import os
+
+    base = tmp_path / "base.yaml"
+    base.write_text("name: base\ninput: {channels: 1, size: 8}\nhead: [{type: linear, out: 2}]\n")
+    variant = tmp_path / "variant.yaml"
+    variant.write_text("extends: base.yaml\nname: variant\nstem: [{type: flatten}]\n")
+    assert zoo.trace(zoo.load_spec(variant)).output == (1, 2)
+    stat = base.stat()
+    base.write_text(base.read_text().replace("out: 2", "out: 3"))  # the same size
+    os.utime(base, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert zoo.trace(zoo.load_spec(variant)).output == (1, 3)

@@ -498,7 +498,7 @@ def _cmd_bench(args: argparse.Namespace, err: Console, out: Stdout) -> int:
 
 
 def _bench_table(rows: Sequence[Any], latency: bool) -> Table:
-    from zoo.render import human
+    from zoo.render import add_stacked_rows, human
 
     table = Table(title="zoo bench (memory: float32 estimates)", header_style="bold")
     for column in ("Spec", "Input", "Params", "MACs", "Weights", "Act. (infer)", "Act. (train)"):
@@ -506,8 +506,9 @@ def _bench_table(rows: Sequence[Any], latency: bool) -> Table:
     if latency:
         table.add_column("Forward", justify="right")
         table.add_column("Fwd+bwd", justify="right")
+    cells = []
     for r in rows:
-        cells = [
+        row = [
             r.spec,
             "x".join(map(str, r.input)),
             f"{r.params:,}",
@@ -517,8 +518,9 @@ def _bench_table(rows: Sequence[Any], latency: bool) -> Table:
             human(r.train_activation_bytes, "B"),
         ]
         if latency:
-            cells += [f"{r.latency_ms:.1f} ms", f"{r.train_latency_ms:.1f} ms"]
-        table.add_row(*cells)
+            row += [f"{r.latency_ms:.1f} ms", f"{r.train_latency_ms:.1f} ms"]
+        cells.append(row)
+    add_stacked_rows(table, cells)
     return table
 
 

@@ -8,7 +8,7 @@ pre-activation warning, zero-init of residual bodies, and how the compiler initi
 
 This module is the bottom of the type system: it imports no spec, plan or torch module, so each
 of those can import it. Plugins installed as packages (the ``zoo.plugins`` entry-point group) are
-loaded here, once, before the first spec is read.
+loaded here, once, when a spec first names a type zoo does not know.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ import threading
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from pydantic import BaseModel
 
 from zoo.errors import Problem, ZooWarning, describe_error
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 ENTRY_POINT_GROUP = "zoo.plugins"
 BUILTIN = "zoo"
@@ -178,7 +180,8 @@ def current_source(default: str) -> str:
 
 def load_entry_points() -> None:
     """Call every installed ``zoo.plugins`` entry point, once: the first call does it, and a call
-    from another thread meanwhile waits until all of them ran. A plugin that fails is a warning."""
+    from another thread meanwhile waits until all of them ran. A plugin that fails is a warning.
+    Spec loading calls it when a spec names a type that is not registered."""
     global _loaded, _loading
     if _loaded:
         return
@@ -187,6 +190,8 @@ def load_entry_points() -> None:
             return
         _loading = True
         try:
+            from importlib.metadata import entry_points  # 16 ms: only when a plugin is needed
+
             for entry_point in entry_points(group=ENTRY_POINT_GROUP):
                 _call(entry_point)
         finally:

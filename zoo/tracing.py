@@ -57,7 +57,7 @@ def trace(
         result = trace_module(model_or_spec, input_shape)
     else:
         spec = spec_argument(model_or_spec, "trace", ", or an nn.Module")
-        result = _trace_spec(spec, input_shape)
+        result = _trace_spec(spec, input_shape, depth)
     if depth is not None:
         result = dataclasses.replace(result, rows=[r for r in result.rows if r.depth <= depth])
     return result
@@ -75,7 +75,7 @@ def _depth(depth: Any) -> int:
     return value
 
 
-def _trace_spec(spec: ModelSpec, input_shape: Any) -> Trace:
+def _trace_spec(spec: ModelSpec, input_shape: Any, depth: int | None = None) -> Trace:
     batch = 1
     chw: Shape | None = None
     if input_shape is not None:
@@ -83,7 +83,7 @@ def _trace_spec(spec: ModelSpec, input_shape: Any) -> Trace:
         chw = tuple(rest)
     plan = plan_spec(spec, chw)
     rows: list[Row] = []
-    _add_rows(plan.root.children, "", batch, rows)
+    _add_rows(plan.root.children, "", batch, rows, depth)
     root = plan.root
     return Trace(
         spec.name,
@@ -96,10 +96,16 @@ def _trace_spec(spec: ModelSpec, input_shape: Any) -> Trace:
     )
 
 
-def _add_rows(plans: list[LayerPlan], prefix: str, batch: int, rows: list[Row]) -> None:
-    """Append a row per plan, depth first in execution order (a list, not a generator: faster)."""
+def _add_rows(
+    plans: list[LayerPlan], prefix: str, batch: int, rows: list[Row], levels: int | None
+) -> None:
+    """Append a row per plan, depth first in execution order (a list, not a generator: faster),
+    ``levels`` deep at most (``None``: all)."""
+    if levels is not None and levels < 1:
+        return
+    deeper = None if levels is None else levels - 1
     for plan in plans:
         path = prefix + plan.name
         rows.append(Row(path, plan.type, (batch, *plan.out), plan.params, plan.macs * batch))
         if plan.children:
-            _add_rows(plan.children, path + ".", batch, rows)
+            _add_rows(plan.children, path + ".", batch, rows, deeper)

@@ -121,6 +121,23 @@ def find_spec(path_or_name: str | os.PathLike[str]) -> Path:
     return _locate(text, Path())
 
 
+_BASES: dict[tuple[str, int, int, int], Located] = {}
+"""Bases read by ``extends:`` in this process, by path, inode, size and modification time: many
+specs extend one base (four shipped variants extend resnet50), and a changed file is read anew.
+A base is never changed by merging (the merge copies it)."""
+
+
+def _read_base(path: Path) -> Located:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return read_spec_file(path)  # reports what is wrong
+    key = (str(path.resolve()), info.st_ino, info.st_size, info.st_mtime_ns)
+    if key not in _BASES:
+        _BASES[key] = read_spec_file(path)
+    return _BASES[key]
+
+
 def read_spec_file(path: Path) -> Located:
     """Read and parse a spec file: a regular file (checked before it is opened, and again once it
     is), of at most ``MAX_BYTES`` (no more is ever read), in UTF-8."""
@@ -200,6 +217,18 @@ def from_mapping(data: Mapping[Any, Any]) -> Located:
     return copier.located
 
 
+def _names_unknown_type(data: Any) -> bool:
+    """Whether some mapping in ``data`` has a ``type`` no registered type has."""
+    if isinstance(data, dict):
+        tag = data.get("type")
+        if isinstance(tag, str) and registry.get(tag) is None:
+            return True
+        return any(_names_unknown_type(value) for value in data.values())
+    if isinstance(data, list):
+        return any(_names_unknown_type(item) for item in data)
+    return False
+
+
 def validate(located: Located) -> ModelSpec:
     """Validate located data against :class:`ModelSpec`; every problem is reported with its position."""
     if not isinstance(located.data, dict):
@@ -209,6 +238,8 @@ def validate(located: Located) -> ModelSpec:
                 (), f"a spec must be a mapping (name, input, stem, stages, head), got {got}", "type"
             )
         )
+    if _names_unknown_type(located.data):
+        registry.load_entry_points()  # installed packages may define it (once, when first needed)
     try:
         spec = ModelSpec.model_validate(located.data)
     except ValidationError as exc:
@@ -246,8 +277,7 @@ def resolve(source: SpecSource, overrides: Sequence[str] = ()) -> Located:
             ),
             ExitCode.USAGE_ERROR,
         )
-    registry.load_entry_points()  # installed packages may define types this spec uses
-    located = resolve_extends(located, read_spec_file, _find_base)
+    located = resolve_extends(located, _read_base, _find_base)
     return apply_overrides(located, overrides)
 
 

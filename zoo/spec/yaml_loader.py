@@ -88,6 +88,41 @@ for _tag, _regexp, _first in _CORE_SCHEMA:
 _SpecLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
+_CSpecLoader: type | None = None
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CSpecLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
+        """The same schema on libyaml's parser: ten times faster, used for documents that parse
+        cleanly (see :func:`_compose`)."""
+
+    _CSpecLoader.yaml_implicit_resolvers = _SpecLoader.yaml_implicit_resolvers
+    _CSpecLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+_NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
+
+
+def _fast_load(text: str, located: Located) -> bool:
+    """Build ``located`` from ``text`` with libyaml's parser, when it is there and the document is
+    clean. Anything unusual (a parse error, a character PyYAML refuses, nesting or size past the
+    limits, a duplicate key) returns False, and the pure-Python loader reads the text again to
+    report the problem as it always does; so libyaml only ever speeds up documents that are fine."""
+    if _CSpecLoader is None or _NON_PRINTABLE.search(text):
+        return False
+    loader = _CSpecLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            located.data = _Builder(loader, located).build(node, ())
+    except (yaml.YAMLError, ZooError, RecursionError):
+        located.data = None
+        located.key_marks.clear()
+        located.value_marks.clear()
+        return False
+    finally:
+        loader.dispose()
+    return True
+
+
 @dataclass
 class Located:
     """Plain data read from YAML, with the position of every key and value in it.
@@ -291,6 +326,8 @@ def load_yaml(text: str, file: str = "<string>") -> Located:
             )
         )
     located = Located(None, file)
+    if _fast_load(text, located):
+        return located
     loader = None
     try:
         loader = _SpecLoader(text)  # its reader already rejects non-printable characters

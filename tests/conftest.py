@@ -12,6 +12,11 @@ from zoo.spec import shipped_spec_names
 
 SPEC_NAMES = shipped_spec_names()
 
+# One intra-op thread: with two cores shared by other jobs, torch's second thread is often
+# descheduled and the first waits on it at every op. The model-heavy test files took 210-290 s on
+# two threads under load against 50 s on one; on a quiet machine, two saved only 5-15%.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:

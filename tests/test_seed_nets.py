@@ -52,8 +52,11 @@ def test_described_source(name: str) -> None:
     assert any(word in zoo.load_spec(name).description for word in ("seed", "d2l"))
 
 
-def _layer_outputs(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[str, tuple[int, ...]]]:
-    """(layer class, output shape) of every conv, norm and linear layer, in the order they run."""
+def _run(
+    model: torch.nn.Module, x: torch.Tensor
+) -> tuple[list[tuple[str, tuple[int, ...]]], torch.Tensor]:
+    """(layer class, output shape) of every conv, norm and linear layer, in the order they run,
+    and the output: one forward pass gives both."""
     seen: list[tuple[str, tuple[int, ...]]] = []
     kinds = (torch.nn.Conv2d, torch.nn.Linear, torch.nn.BatchNorm2d, torch.nn.BatchNorm1d)
     handles = [
@@ -64,10 +67,10 @@ def _layer_outputs(model: torch.nn.Module, x: torch.Tensor) -> list[tuple[str, t
         if isinstance(m, kinds)
     ]
     with torch.no_grad():
-        model(x)
+        out = model(x)
     for handle in handles:
         handle.remove()
-    return seen
+    return seen, out
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
@@ -84,10 +87,11 @@ def test_matches_seed_reference(name: str) -> None:
     model.load_state_dict(dict(zip(ours, theirs.values(), strict=True)), strict=True)
 
     x = torch.randn(2, *input_shape)
-    assert _layer_outputs(model, x) == _layer_outputs(reference, x)  # every stage's shapes
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), reference(x), rtol=0, atol=1e-5)
-    assert zoo.trace(name).output == (1, *reference(x[:1]).shape[1:])
+    ours_layers, ours_out = _run(model, x)
+    their_layers, their_out = _run(reference, x)
+    assert ours_layers == their_layers  # every stage's shapes
+    torch.testing.assert_close(ours_out, their_out, rtol=0, atol=1e-5)
+    assert zoo.trace(name).output == (1, *their_out.shape[1:])
 
 
 def test_inception_mnist_infers_1408() -> None:

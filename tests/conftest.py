@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -42,3 +43,21 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     code = main(list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def assert_rows_match(inferred: Any, measured: Any, every_row: bool = True) -> None:
+    """A spec's inferred trace (zoo's arithmetic) equals the trace measured on its module (forward
+    hooks and FlopCounterMode): output, parameters and MACs of every module, and the totals.
+    ``every_row``: each measured module has an inferred row (not so for a plugin's module, which
+    is one row of the plan)."""
+    rows = {r.path: r for r in inferred.rows}
+    if every_row:
+        assert {r.path for r in measured.rows} <= rows.keys()
+    for row in (r for r in measured.rows if r.path in rows):
+        mine = rows[row.path]
+        assert (mine.output, mine.params, mine.macs) == (row.output, row.params, row.macs), row.path
+    assert (inferred.output, inferred.params, inferred.macs) == (
+        measured.output,
+        measured.params,
+        measured.macs,
+    )

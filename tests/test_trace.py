@@ -8,7 +8,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 import zoo
-from tests.conftest import SPEC_NAMES
+from tests.conftest import SPEC_NAMES, assert_rows_match
 from zoo.errors import ZooError
 from zoo.plan import LayerPlan, plan_spec
 
@@ -31,18 +31,7 @@ def test_inferred_rows_equal_forward_hooks(name: str) -> None:
         # values for resnet152, three times), not one step of what is measured.
         model = zoo.build(spec, input_shape=dims[1:], device="meta")
         measured = zoo.trace(model, dims)  # forward hooks + FlopCounterMode on the module's forward
-        inferred_rows = {r.path: r for r in inferred.rows}
-        assert {r.path for r in measured.rows} <= set(inferred_rows)
-        for row in measured.rows:
-            mine = inferred_rows[row.path]
-            assert (mine.output, mine.params, mine.macs) == (row.output, row.params, row.macs), (
-                row.path
-            )
-        assert (inferred.output, inferred.params, inferred.macs) == (
-            measured.output,
-            measured.params,
-            measured.macs,
-        )
+        assert_rows_match(inferred, measured)
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 import zoo
+from tests.conftest import assert_rows_match
 from zoo import registry
 from zoo.plan import plan_spec
 
@@ -97,19 +98,7 @@ def test_every_type_by_its_example(info: registry.TypeInfo) -> None:
             dims = (2, c, *size)  # a flattened input's size is part of the layer
         inferred = zoo.trace(spec, dims)
         measured = zoo.trace(zoo.build(spec, input_shape=dims[1:]), dims)
-        rows = {r.path: r for r in inferred.rows}
-        if info.source == registry.BUILTIN:
-            assert {r.path for r in measured.rows} <= rows.keys()
-        for row in (r for r in measured.rows if r.path in rows):
-            mine = rows[row.path]
-            assert (mine.output, mine.params, mine.macs) == (row.output, row.params, row.macs), (
-                row.path
-            )
-        assert (inferred.output, inferred.params, inferred.macs) == (
-            measured.output,
-            measured.params,
-            measured.macs,
-        )
+        assert_rows_match(inferred, measured, every_row=info.source == registry.BUILTIN)
 
     # and it builds on the meta device, allocating nothing
     meta = zoo.build(spec, device="meta")

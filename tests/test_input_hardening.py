@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -394,3 +396,46 @@ def test_a_pair_field_reports_only_the_member_that_fits(write_spec, kernel, path
         zoo.load_spec(spec)
     [problem] = info.value.problems
     assert problem.path == path and problem.message.startswith(message)
+
+
+# --------------------------------------------------------------------------- found in review
+ZOO = str(Path(sys.executable).parent / "zoo")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["a: " + "[" * 50_000 + "]" * 50_000 + "\n", "- " * 50_000 + "1\n"],
+    ids=["flow", "block"],
+)
+def test_very_deep_nesting_is_a_located_error_not_a_crash(tmp_path: Path, text: str) -> None:
+    """libyaml composes by C recursion: 50,000 levels overflowed its stack (a segfault) before the
+    depth check could run; such a text is left to PyYAML, which stops at 64 levels."""
+    spec = tmp_path / "deep.yaml"
+    spec.write_text(text)
+    result = subprocess.run([ZOO, "validate", str(spec)], capture_output=True, text=True)
+    assert result.returncode == 1, result.stderr
+    assert "nesting deeper than 64 levels" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_huge_integers_are_one_line(capsys, tmp_path: Path) -> None:
+    """Python's int() refuses strings of more than 4,300 digits: no such number reaches it."""
+    digits = "9" * 5000
+    spec = tmp_path / "big.yaml"
+    spec.write_text(
+        f"name: t\ninput: {{channels: 1, size: 8}}\nstem: [{{type: conv, out: {digits}}}]\n"
+    )
+    code, _, err = run_cli(capsys, "validate", str(spec))
+    assert code == 1 and f"{spec}:3:26: an integer of 5,000 digits is too long" in err
+    code, _, err = run_cli(capsys, "build", "lenet", "--input", f"1x{digits}x28x28")
+    assert code == 2 and "--input must look like" in err
+    code, _, err = run_cli(capsys, "validate", "resnet18", "--set", f"stages.{digits}.depth=2")
+    assert code == 2 and "the list stages has 4 items" in err
+    assert "Traceback" not in err
+
+
+def test_shipped_specs_take_the_fast_path() -> None:
+    """The libyaml path is really used (the equality test would pass if it never were)."""
+    from zoo.spec.yaml_loader import Located, _fast_load
+
+    for path in sorted((Path(__file__).parents[1] / "specs").glob("*.yaml")):
+        assert _fast_load(path.read_text(), Located(None, str(path))), path.name

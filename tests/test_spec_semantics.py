@@ -299,3 +299,26 @@ def test_a_shortcut_cannot_take_a_module_attribute_name(write_spec) -> None:
     )
     with pytest.raises(ZooError, match="'forward' is the name of a torch module attribute"):
         zoo.load_spec(spec)
+
+
+def test_pool_padding_names_the_dimension_that_is_too_large(write_spec) -> None:
+    spec = write_spec(
+        "name: t\ninput: {channels: 3, size: 8}\n"
+        "stem: [{type: maxpool, kernel: [3, 1], padding: [0, 1]}]\n"
+    )
+    with pytest.raises(ZooError, match=r"padding 1 is more than half the kernel \(1\)"):
+        zoo.trace(spec)
+
+
+def test_a_conv_shortcut_has_no_eps(write_spec) -> None:
+    """A 'conv' projection has no BatchNorm, so its eps would be silently ignored."""
+    spec = write_spec(
+        "name: t\ninput: {channels: 3, size: 8}\n"
+        "stages: [{type: basic, out: 4, shortcut: {kind: conv, eps: 0.001}}]\n"
+    )
+    with pytest.raises(ZooError) as info:
+        zoo.load_spec(spec)
+    [problem] = info.value.problems
+    assert problem.path == "stages.0.shortcut" and "a 'conv' shortcut has none" in problem.message
+    without = write_spec(spec.read_text().replace(", eps: 0.001", ""), "without.yaml")
+    assert zoo.load_spec(without).stages[0].shortcut.kind == "conv"

@@ -43,7 +43,8 @@ exit codes:
      removed and the old one kept
 """
 
-_INPUT_RE = re.compile(r"^(?:(\d+)x)?(\d+)x(\d+)x(\d+)$")
+# at most 9 digits a size: more than any size zoo takes (2^20), and int() refuses 4,300+ digits
+_INPUT_RE = re.compile(r"^(?:(\d{1,9})x)?(\d{1,9})x(\d{1,9})x(\d{1,9})$")
 
 
 class _Parser(argparse.ArgumentParser):

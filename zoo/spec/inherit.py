@@ -185,7 +185,9 @@ def apply_overrides(located: Located, overrides: Sequence[str]) -> Located:
                 "override",
             )
         path = tuple(
-            int(p) if p.lstrip("-").isdigit() else p for p in dotted_path.strip().split(".")
+            # a list index has a few digits; a longer number is a (bad) key, not an int to convert
+            int(p) if p.lstrip("-").isdigit() and len(p) <= 9 else p
+            for p in dotted_path.strip().split(".")
         )
         _set(located, path, value_doc)
     return located

@@ -76,7 +76,12 @@ def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
             None, None, f"{text!r} is not an integer (YAML 1.2: 12, 0o14 or 0xC)", node.start_mark
         )
     base = {"0o": 8, "0x": 16}.get(text[:2], 10)
-    return int(text[2:] if base != 10 else text, base)
+    try:
+        return int(text[2:] if base != 10 else text, base)
+    except ValueError:  # more digits than Python converts (4,300): no size is anywhere near
+        raise yaml.constructor.ConstructorError(
+            None, None, f"an integer of {len(text):,} digits is too long", node.start_mark
+        ) from None
 
 
 _SpecLoader.yaml_implicit_resolvers = {
@@ -93,12 +98,22 @@ if getattr(yaml, "__with_libyaml__", False):
 
     class _CSpecLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
         """The same schema on libyaml's parser: ten times faster, used for documents that parse
-        cleanly (see :func:`_compose`)."""
+        cleanly (see :func:`_fast_load`)."""
 
     _CSpecLoader.yaml_implicit_resolvers = _SpecLoader.yaml_implicit_resolvers
     _CSpecLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 _NON_PRINTABLE = yaml.reader.Reader.NON_PRINTABLE
+# libyaml composes nested collections by C recursion: tens of thousands of levels (a 100 KB
+# `[[[...` or `- - - ...`) overflow the C stack, where no Python check can stop it. Every
+# collection starts at one of these characters, so their count bounds the nesting; past the bound
+# (never reached by a real spec: the shipped ones have at most a few hundred) PyYAML reads the
+# text, and refuses nesting past MAX_DEPTH at its line.
+_C_SAFE_OPENERS = 10_000
+
+
+def _openers(text: str) -> int:
+    return sum(text.count(c) for c in "[{-:?")
 
 
 def _fast_load(text: str, located: Located) -> bool:
@@ -106,7 +121,7 @@ def _fast_load(text: str, located: Located) -> bool:
     clean. Anything unusual (a parse error, a character PyYAML refuses, nesting or size past the
     limits, a duplicate key) returns False, and the pure-Python loader reads the text again to
     report the problem as it always does; so libyaml only ever speeds up documents that are fine."""
-    if _CSpecLoader is None or _NON_PRINTABLE.search(text):
+    if _CSpecLoader is None or _NON_PRINTABLE.search(text) or _openers(text) > _C_SAFE_OPENERS:
         return False
     loader = _CSpecLoader(text)
     try:

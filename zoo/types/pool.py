@@ -52,12 +52,13 @@ def plan_pool(
     st = pair(spec.stride) if spec.stride is not None else k
     p = pair(spec.padding)
     d = pair(spec.dilation) if isinstance(spec, MaxPoolSpec) else (1, 1)
-    if any(pp > kk // 2 for pp, kk in zip(p, k, strict=True)):
-        raise ctx.error(
-            path,
-            f"padding {p[0]} is more than half the kernel ({k[0]}); PyTorch refuses this",
-            "value",
-        )
+    for pp, kk in zip(p, k, strict=True):
+        if pp > kk // 2:
+            raise ctx.error(
+                path,
+                f"padding {pp} is more than half the kernel ({kk}); PyTorch refuses this",
+                "value",
+            )
     out = (
         c,
         pool_out(h, k[0], st[0], p[0], d[0], spec.ceil_mode),

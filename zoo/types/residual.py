@@ -77,7 +77,15 @@ class ShortcutSpec(SpecModel):
             "Module name of the projection; a dotted name nests it (timm's 'downsample.conv')."
         ),
     )
-    eps: Float = Field(1e-5, gt=0, description="BatchNorm epsilon of the projection.")
+    eps: Float = Field(
+        1e-5, gt=0, description="BatchNorm epsilon of the projection (kinds with a BatchNorm)."
+    )
+
+    @model_validator(mode="after")
+    def _eps_needs_a_norm(self) -> ShortcutSpec:
+        if self.kind == "conv" and "eps" in self.model_fields_set:
+            raise ValueError("eps is the BatchNorm's, and a 'conv' shortcut has none; remove it")
+        return self
 
 
 def _preact_shortcut() -> ShortcutSpec:

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
+from zoo.errors import ExitCode, Problem, ZooError, ZooWarning, usage_error
 from zoo.files import Interrupted, output_path, writable_target
 from zoo.plot import PLOT_SUFFIXES
 from zoo.shapes import pair
@@ -55,23 +55,16 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        raise ZooError(
-            Problem(f"{message} (see `{self.prog} --help`)", file=self.prog, kind="usage"),
-            ExitCode.USAGE_ERROR,
-        )
+        raise usage_error(f"{message} (see `{self.prog} --help`)", file=self.prog)
 
 
 def parse_input(text: str) -> tuple[int, int, int, int]:
     """``8x3x1024x1024`` or ``3x224x224`` -> ``(N, C, H, W)`` (batch 1 when left out)."""
     match = _INPUT_RE.match(text.strip().lower())
     if not match or any(int(g) == 0 for g in match.groups() if g is not None):
-        raise ZooError(
-            Problem(
-                f"--input must look like [N]xCxHxW with positive sizes (e.g. 3x224x224), got {text!r}",
-                "zoo",
-                kind="usage",
-            ),
-            ExitCode.USAGE_ERROR,
+        raise usage_error(
+            f"--input must look like [N]xCxHxW with positive sizes (e.g. 3x224x224), got {text!r}",
+            file="zoo",
         )
     n, c, h, w = match.groups()
     return parse_input_shape((int(n or 1), int(c), int(h), int(w)))  # type: ignore[return-value]
@@ -248,21 +241,15 @@ def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from zoo.tracing import trace
 
     if args.depth is not None and args.depth < 1:
-        raise ZooError(
-            Problem("--depth must be at least 1", "zoo", kind="usage"), ExitCode.USAGE_ERROR
-        )
+        raise usage_error("--depth must be at least 1", file="zoo")
     dims = parse_input(args.input) if args.input is not None else None
     output = output_path(args.output, "--output") if args.output is not None else None
     from_checkpoint = is_checkpoint_name(args.spec)
     if from_checkpoint and args.overrides:
-        raise ZooError(
-            Problem(
-                "--set changes the spec, and a checkpoint's weights fit only its own; "
-                "leave out --set, or build the changed spec from its YAML file",
-                "zoo",
-                kind="usage",
-            ),
-            ExitCode.USAGE_ERROR,
+        raise usage_error(
+            "--set changes the spec, and a checkpoint's weights fit only its own; "
+            "leave out --set, or build the changed spec from its YAML file",
+            file="zoo",
         )
     # checked before any work; torch is imported only when a model is built
     building = output is not None or args.device is not None
@@ -271,14 +258,10 @@ def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
 
         device = resolve_device(args.device or "cpu")
     if output is not None and device.type == "meta":
-        raise ZooError(
-            Problem(
-                "--output saves weights, and --device meta makes none (shapes only); "
-                "leave out --device meta, or use --device cpu",
-                "zoo",
-                kind="usage",
-            ),
-            ExitCode.USAGE_ERROR,
+        raise usage_error(
+            "--output saves weights, and --device meta makes none (shapes only); "
+            "leave out --device meta, or use --device cpu",
+            file="zoo",
         )
     checkpoint = read_checkpoint(Path(args.spec), args.force) if from_checkpoint else None
     if checkpoint is not None:
@@ -407,50 +390,33 @@ def _cmd_bench(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from zoo.spec import load_spec, shipped_spec_names
 
     if args.all and args.specs:
-        raise ZooError(
-            Problem("give SPEC names or --all, not both", "zoo", kind="usage"), ExitCode.USAGE_ERROR
-        )
+        raise usage_error("give SPEC names or --all, not both", file="zoo")
     names = shipped_spec_names() if args.all else args.specs
     if not names:
-        raise ZooError(
-            Problem("name at least one SPEC, or --all", "zoo", kind="usage"), ExitCode.USAGE_ERROR
-        )
+        raise usage_error("name at least one SPEC, or --all", file="zoo")
     sort_key = args.sort
     if sort_key is not None and sort_key not in COLUMNS:
-        raise ZooError(
-            Problem(
-                f"--sort: unknown column {sort_key!r}; one of {', '.join(COLUMNS)}",
-                "zoo",
-                kind="usage",
-            ),
-            ExitCode.USAGE_ERROR,
+        raise usage_error(
+            f"--sort: unknown column {sort_key!r}; one of {', '.join(COLUMNS)}", file="zoo"
         )
     if sort_key in _LATENCY_COLUMNS and not args.latency:
-        raise ZooError(
-            Problem(f"--sort {sort_key} needs --latency", "zoo", kind="usage"), ExitCode.USAGE_ERROR
-        )
+        raise usage_error(f"--sort {sort_key} needs --latency", file="zoo")
     plot = output_path(args.plot, "--plot", PLOT_SUFFIXES) if args.plot is not None else None
     if plot is not None:
         writable_target(plot)  # a FIFO or a folder there is refused before measuring anything
     if args.batch is not None and (args.input is not None or args.batch < 1):
         message = "--batch and --input exclude each other" if args.input else "--batch must be >= 1"
-        raise ZooError(Problem(message, "zoo", kind="usage"), ExitCode.USAGE_ERROR)
+        raise usage_error(message, file="zoo")
     dims = parse_input(args.input) if args.input is not None else None
     if args.device is not None and not args.latency:
-        raise ZooError(
-            Problem("--device only matters with --latency", "zoo", kind="usage"),
-            ExitCode.USAGE_ERROR,
-        )
+        raise usage_error("--device only matters with --latency", file="zoo")
     # checked before measuring anything; torch is imported only to time models
     if args.latency:
         from zoo.compiler import build, resolve_device
 
         device = resolve_device(args.device or "cpu")
     if args.latency and device.type == "meta":
-        raise ZooError(
-            Problem("--latency needs a device that computes (cpu, cuda)", "zoo", kind="usage"),
-            ExitCode.USAGE_ERROR,
-        )
+        raise usage_error("--latency needs a device that computes (cpu, cuda)", file="zoo")
     rows: list[BenchRow] = []
     inputs: list[str] = []
     # a progress bar only on a terminal: in a pipe or a log it would leave a blank line

@@ -70,9 +70,10 @@ class ZooWarning(UserWarning):
         super().__init__(problem.format())
 
 
-def usage_error(message: str, kind: str = "usage") -> ZooError:
-    """A bad argument to the Python API (or the command line): exit code ``USAGE_ERROR``."""
-    return ZooError(Problem(message, kind=kind), ExitCode.USAGE_ERROR)
+def usage_error(message: str, kind: str = "usage", file: str | None = None) -> ZooError:
+    """A bad argument to the Python API (or the command line, ``file="zoo"``): exit code
+    ``USAGE_ERROR``."""
+    return ZooError(Problem(message, file, kind=kind), ExitCode.USAGE_ERROR)
 
 
 def describe_error(exc: BaseException) -> str:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from zoo.errors import ExitCode, Problem, ZooError
+from zoo.errors import ExitCode, Problem, ZooError, usage_error
 
 
 class Interrupted(KeyboardInterrupt):
@@ -43,19 +43,12 @@ def output_path(value: str, option: str, suffixes: tuple[str, ...] = ()) -> Path
     none of ``suffixes`` (when given)."""
     path = Path(value)
     if not value.strip() or not path.name or value.endswith(("/", os.sep)) or path.name == "..":
-        raise ZooError(
-            Problem(f"{option} needs a file name, got {value!r}", "zoo", kind="usage"),
-            ExitCode.USAGE_ERROR,
-        )
+        raise usage_error(f"{option} needs a file name, got {value!r}", file="zoo")
     if suffixes and path.suffix.lower() not in suffixes:
-        raise ZooError(
-            Problem(
-                f"{option} {value}: the file name must end in {', '.join(suffixes)} "
-                "(the suffix picks the format)",
-                "zoo",
-                kind="usage",
-            ),
-            ExitCode.USAGE_ERROR,
+        raise usage_error(
+            f"{option} {value}: the file name must end in {', '.join(suffixes)} "
+            "(the suffix picks the format)",
+            file="zoo",
         )
     return path
 

@@ -253,16 +253,14 @@ def _plan_repeated(
 Item = tuple[Any, SpecPath]  # a node and its path in the spec
 
 
-def expand(
-    nodes: Sequence[Any], path: SpecPath, ctx: PlanContext | None = None, first: Any = 0
-) -> list[Item]:
+def expand(nodes: Sequence[Any], path: SpecPath, ctx: PlanContext, first: Any = 0) -> list[Item]:
     """Inline every ``repeat`` (recursively): a flat list of (node, spec path) pairs; the nodes
     sit at ``path + (first,)``, ``path + (first + 1,)``, ..."""
     items: list[Item] = []
     for i, node in enumerate(nodes, first):
         if registry.of(node).inline:
             inner = expand(node.layers, (*path, i, "layers"), ctx)
-            if ctx is not None and len(inner) * node.times > MAX_LAYERS:
+            if len(inner) * node.times > MAX_LAYERS:
                 raise ctx.error(
                     (*path, i, "times"), f"repeats to more than {MAX_LAYERS:,} layers", "too_large"
                 )

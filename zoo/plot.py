@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ExitCode, Problem, ZooError
+from zoo.errors import usage_error
 from zoo.files import write_atomically
 
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")  # the file suffix picks the format
@@ -26,10 +26,7 @@ def _pyplot() -> Any:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ZooError(
-            Problem("--plot needs matplotlib: pip install 'zoo[plot]'", "zoo", kind="usage"),
-            ExitCode.USAGE_ERROR,
-        ) from None
+        raise usage_error("--plot needs matplotlib: pip install 'zoo[plot]'", file="zoo") from None
     return plt
 
 

@@ -199,12 +199,6 @@ def load_entry_points() -> None:
             _loaded = True
 
 
-def reload_entry_points() -> None:
-    """Forget that entry points were loaded, so the next spec read loads them again (tests)."""
-    global _loaded
-    _loaded = False
-
-
 def _call(entry_point: EntryPoint) -> None:
     """Load and call one entry point, its registrations named after its package."""
     dist = entry_point.dist

@@ -55,12 +55,11 @@ def trace(
         from zoo.module_tracing import trace_module
 
         result = trace_module(model_or_spec, input_shape)
-    else:
-        spec = spec_argument(model_or_spec, "trace", ", or an nn.Module")
-        result = _trace_spec(spec, input_shape, depth)
-    if depth is not None:
-        result = dataclasses.replace(result, rows=[r for r in result.rows if r.depth <= depth])
-    return result
+        if depth is not None:
+            result = dataclasses.replace(result, rows=[r for r in result.rows if r.depth <= depth])
+        return result
+    spec = spec_argument(model_or_spec, "trace", ", or an nn.Module")
+    return _trace_spec(spec, input_shape, depth)  # rows only as deep as asked
 
 
 def _depth(depth: Any) -> int:

@@ -171,8 +171,8 @@ def _usage(message: str, path: str = "", kind: str = "usage") -> ZooError:
 
 def apply_overrides(located: Located, overrides: Sequence[str]) -> Located:
     """Apply ``a.b.2.c=value`` overrides in order; values are YAML scalars or flow collections
-    (``null`` clears a field; an empty value is refused, as it is usually a slip)."""
-    check_overrides(overrides)
+    (``null`` clears a field; an empty value is refused, as it is usually a slip).
+    ``overrides`` were checked by :func:`check_overrides` before any file was read."""
     for text in overrides:
         dotted_path, sep, raw = text.partition("=")
         if not sep or not dotted_path.strip():

@@ -15,7 +15,6 @@ quick at any model size. Memory figures are float32 estimates:
 from __future__ import annotations
 
 import itertools
-import os
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -131,22 +130,10 @@ def measure_latency(
     return inference, training
 
 
-def free_memory_bytes(device: torch.device) -> int | None:
-    """Memory free on ``device`` now (``None`` where it cannot be told)."""
-    if device.type == "cuda":
-        import torch
-
-        return torch.cuda.mem_get_info(device)[0]
-    if device.type == "cpu" and hasattr(os, "sysconf"):
-        try:
-            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError):
-            return None
-    return None
-
-
 def check_latency_memory(row: BenchRow, device: torch.device) -> None:
     """Refuse to time a spec whose weights and training activations would not fit on ``device``."""
+    from zoo.compiler import free_memory_bytes
+
     needed = row.weight_bytes * 2 + row.train_activation_bytes  # weights, their grads, activations
     free = free_memory_bytes(device)
     if free is not None and needed > free:

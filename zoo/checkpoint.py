@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ExitCode, Problem, ZooError, usage_error
-from zoo.files import file_kind, output_path, write_atomically
+from zoo.files import file_kind, open_regular, output_path, write_atomically
 from zoo.shapes import Shape, fmt, pair
 
 if TYPE_CHECKING:
@@ -295,16 +295,12 @@ def read_checkpoint(path: Path, force: bool = False) -> Checkpoint:
     weights ``zoo.build`` makes unless ``force``. Raises :class:`ZooError` located at ``path``."""
     import torch
 
-    try:
-        info = os.stat(path)
+    def check(info: os.stat_result) -> None:
         _refuse_irregular(path, info.st_mode)
         _refuse_large(path, info.st_size, force)
-        # O_NONBLOCK: a FIFO put in the file's place since the check cannot block the open
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(fd)
-            _refuse_irregular(path, info.st_mode)
-            _refuse_large(path, info.st_size, force)
+
+    try:
+        with open_regular(path, check) as handle:
             try:
                 data = torch.load(handle, map_location="cpu", weights_only=True)
             except OSError:

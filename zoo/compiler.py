@@ -9,6 +9,7 @@ initialized twice (PyTorch's default, then kaiming).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 
 import torch
@@ -143,6 +144,18 @@ def _reset_parameters(model: nn.Module, spec: ModelSpec) -> None:
                 nn.init.uniform_(m.bias, -bound, bound)
         elif hasattr(m, "reset_parameters"):  # every torch.nn layer that holds tensors
             m.reset_parameters()
+
+
+def free_memory_bytes(device: torch.device) -> int | None:
+    """Memory free on ``device`` now (``None`` where it cannot be told)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu" and hasattr(os, "sysconf"):
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            return None
+    return None
 
 
 def check_weight_memory(params: int, dtype: torch.dtype | None, force: bool) -> None:

@@ -81,6 +81,22 @@ def file_kind(mode: int) -> str | None:
     return next((name for is_kind, name in _KINDS if is_kind(mode)), "not a regular file")
 
 
+def open_regular(path: Path, check: Callable[[os.stat_result], None]) -> BinaryIO:
+    """Open ``path`` for reading after ``check(stat)`` accepted it, and again on the opened file
+    (what is there may change between the two): ``check`` raises for a directory, FIFO or device
+    (reading one blocks or never ends) and for a size its caller refuses. Opened non-blocking, so
+    a FIFO put in the file's place meanwhile cannot hang the open. ``OSError`` passes through."""
+    check(os.stat(path))
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    handle = os.fdopen(fd, "rb")
+    try:
+        check(os.fstat(fd))
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
 def writable_target(path: Path, inputs: Iterable[str | os.PathLike[str]] = ()) -> Path:
     """The file that writing ``path`` replaces: ``path`` itself, or the regular file a symlink at
     ``path`` points to. Refused (exit 3) when that is not a regular file, is read-only for this

@@ -13,7 +13,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.flop_counter import FlopCounterMode
 
-from zoo.bench import free_memory_bytes
+from zoo.compiler import free_memory_bytes
 from zoo.errors import describe_error, usage_error
 from zoo.render import human
 from zoo.shapes import fmt

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from zoo import registry
 from zoo.errors import ExitCode, Problem, ZooError, usage_error
-from zoo.files import file_kind
+from zoo.files import file_kind, open_regular
 from zoo.spec.inherit import apply_overrides, check_overrides, resolve_extends
 from zoo.spec.schema import ModelSpec
 from zoo.spec.yaml_loader import (
@@ -141,20 +141,22 @@ def _read_base(path: Path) -> Located:
 def read_spec_file(path: Path) -> Located:
     """Read and parse a spec file: a regular file (checked before it is opened, and again once it
     is), of at most ``MAX_BYTES`` (no more is ever read), in UTF-8."""
+    too_large = _io_error(
+        f"file is larger than {MAX_BYTES} bytes; is it really a spec?", file=str(path)
+    )
+
+    def check(info: os.stat_result) -> None:
+        _refuse_irregular(path, info.st_mode)
+        if info.st_size > MAX_BYTES:
+            raise too_large
+
     try:
-        _refuse_irregular(path, os.stat(path).st_mode)
-        # O_NONBLOCK: a FIFO put in the file's place since the check cannot block the open
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as handle:
-            info = os.fstat(fd)
-            _refuse_irregular(path, info.st_mode)
-            data = b"" if info.st_size > MAX_BYTES else handle.read(MAX_BYTES + 1)
+        with open_regular(path, check) as handle:
+            data = handle.read(MAX_BYTES + 1)
     except OSError as exc:
         raise _io_error(f"cannot read the file: {exc.strerror or exc}", file=str(path)) from None
-    if info.st_size > MAX_BYTES or len(data) > MAX_BYTES:  # the size may lie (/proc) or grow
-        raise _io_error(
-            f"file is larger than {MAX_BYTES} bytes; is it really a spec?", file=str(path)
-        )
+    if len(data) > MAX_BYTES:  # the size may lie (/proc) or grow after the check
+        raise too_large
     return load_yaml(decode(data, str(path)), str(path))
 
 

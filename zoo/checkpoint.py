@@ -83,15 +83,16 @@ class Checkpoint:
         self, device: torch.device | str | None = None, input_shape: Shape | None = None
     ) -> ZooNet:
         """The spec's model on ``device``, in the weights' dtype, with the weights loaded."""
-        from zoo.compiler import build
+        from zoo.compiler import build, resolve_device
 
         # checked on the meta device first: a spec whose model is far larger than the weights
         # that came with it is refused before anything is allocated
         self.check(input_shape)
-        # force: the weights' size was checked when the file was read (_refuse_large)
-        model = build(self.spec, device, input_shape, dtype=self._dtype(), force=True)
-        model.load_state_dict(self.state_dict)  # strict, and check() found every key and shape
-        return model
+        # made on meta, it takes the saved tensors as its own (no initialization to redo and
+        # overwrite, no copy), then moves; force: the file's size was checked when it was read
+        model = build(self.spec, "meta", input_shape, dtype=self._dtype(), force=True)
+        model.load_state_dict(self.state_dict, strict=True, assign=True)
+        return model.to(resolve_device(device))
 
     def _dtype(self) -> torch.dtype | None:
         """The dtype of the floating weights, when they share one (a model built in bfloat16 is

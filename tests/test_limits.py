@@ -93,7 +93,7 @@ def test_flattened_features_are_bounded(write_spec) -> None:
     body = "stem: [{type: conv, out: 2048, kernel: 1}]\nhead: [{type: flatten}]\n"
     problem = _problem(write_spec, body, device="meta")
     assert (problem.line, problem.path, problem.kind) == (4, "head.0", "too_large")
-    assert "its features (2,097,152) is over the limit of 1,048,576" in problem.message
+    assert "its features (2,097,152) are over the limit of 1,048,576" in problem.message
     assert "pool before the flatten" in problem.message
 
 

@@ -221,15 +221,11 @@ def _check_bounded(plan: LayerPlan, ctx: PlanContext, path: SpecPath) -> None:
         if size > MAX_DIM:
             names = _DIM_NAMES.get(len(plan.out), ())
             dim = names[i] if names else f"dimension {i + 1}"
-            hint = (
-                "pool before the flatten (e.g. {type: adaptive_avgpool})"
-                if plan.type == "flatten"
-                else "use smaller padding, channels or sizes (or a smaller input)"
-            )
             raise ctx.error(
                 path,
                 f"{plan.type} gives a {fmt(plan.out)} output: its {dim} ({size:,}) is over the "
-                f"limit of {MAX_DIM:,} for any one size; {hint}",
+                f"limit of {MAX_DIM:,} for any one size; use smaller padding, channels or sizes "
+                "(or a smaller input)",
                 "too_large",
             )
 

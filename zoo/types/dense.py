@@ -9,7 +9,7 @@ from pydantic import Field
 
 from zoo import registry
 from zoo.plan import LayerPlan, PlanContext, leaf, torch_nn
-from zoo.shapes import Shape, fmt
+from zoo.shapes import MAX_DIM, Shape, fmt
 from zoo.spec.fields import Bool, Channels, Float, NamedSpec
 from zoo.spec.yaml_loader import SpecPath
 
@@ -42,7 +42,16 @@ class IdentitySpec(NamedSpec):
 
 @registry.planner(FlattenSpec, example={"type": "flatten"})
 def plan_flatten(spec: FlattenSpec, shape: Shape, ctx: PlanContext, path: SpecPath) -> LayerPlan:
-    return leaf("flatten", (math.prod(shape),), lambda: torch_nn().Flatten())
+    features = math.prod(shape)
+    if features > MAX_DIM:  # what to do differs from the planner's general bound on sizes
+        raise ctx.error(
+            path,
+            f"flatten gives a {fmt((features,))} output: its features ({features:,}) are over "
+            f"the limit of {MAX_DIM:,} for any one size; pool before the flatten "
+            "(e.g. {type: adaptive_avgpool})",
+            "too_large",
+        )
+    return leaf("flatten", (features,), lambda: torch_nn().Flatten())
 
 
 @registry.planner(LinearSpec, example={"type": "linear", "out": 5}, example_input=(12,))

@@ -36,18 +36,18 @@ class SqueezeExcite(nn.Module):
 
 
 class SqueezeExciteSpec(zoo.LayerSpec):
-    type: Literal["squeeze_excite"]
+    type: Literal["se_gate"]
     reduction: int = 4
 
 
 @pytest.fixture
-def squeeze_excite():
+def se_gate():
     @zoo.register_layer(SqueezeExciteSpec)
     def build(spec: SqueezeExciteSpec, in_shape: tuple[int, ...]) -> nn.Module:
         return SqueezeExcite(in_shape[0], spec.reduction)
 
     yield
-    zoo.unregister_layer("squeeze_excite")
+    zoo.unregister_layer("se_gate")
 
 
 SPEC = """
@@ -55,17 +55,17 @@ name: se_net
 input: {channels: 3, size: 32}
 stem:
   - {type: conv, out: 16, kernel: 3, padding: 1}
-  - {type: squeeze_excite, name: se, reduction: 4}
+  - {type: se_gate, name: se, reduction: 4}
 stages:
   - type: residual
     body:
       - {type: conv, out: 16, kernel: 3, padding: 1}
-      - {type: squeeze_excite}
+      - {type: se_gate}
 head: [{type: adaptive_avgpool}, {type: flatten}, {type: linear, out: 10}]
 """
 
 
-def test_registered_type_builds_and_traces(squeeze_excite, write_spec) -> None:
+def test_registered_type_builds_and_traces(se_gate, write_spec) -> None:
     path = write_spec(SPEC)
     model = zoo.build(path)
     assert isinstance(model.se, SqueezeExcite) and model.se.fc1.out_channels == 4
@@ -80,7 +80,7 @@ def test_registered_type_builds_and_traces(squeeze_excite, write_spec) -> None:
     assert {r.path: r.output for r in inferred.rows}["se"] == (2, 16, 40, 40)
 
 
-def test_registered_fields_are_validated_at_their_line(squeeze_excite, write_spec) -> None:
+def test_registered_fields_are_validated_at_their_line(se_gate, write_spec) -> None:
     with pytest.raises(ZooError) as info:
         zoo.load_spec(write_spec(SPEC.replace("reduction: 4", "reductoin: 4")))
     [problem] = info.value.problems
@@ -88,12 +88,10 @@ def test_registered_fields_are_validated_at_their_line(squeeze_excite, write_spe
     assert problem.message == "unknown field; did you mean 'reduction'?"
 
 
-def test_unknown_type_suggests_registered_ones(squeeze_excite, write_spec) -> None:
+def test_unknown_type_suggests_registered_ones(se_gate, write_spec) -> None:
     with pytest.raises(ZooError) as info:
-        zoo.load_spec(
-            write_spec(SPEC.replace("type: squeeze_excite, name", "type: squeeze_excit, name"))
-        )
-    assert "did you mean 'squeeze_excite'?" in info.value.problems[0].message
+        zoo.load_spec(write_spec(SPEC.replace("type: se_gate, name", "type: se_gat, name")))
+    assert "did you mean 'se_gate'?" in info.value.problems[0].message
 
 
 def test_builder_failure_is_located(write_spec) -> None:
@@ -154,14 +152,14 @@ def test_registration_mistakes_name_what_to_do() -> None:
         zoo.register_layer(42)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="builder must be a function"):
         zoo.register_layer(SqueezeExciteSpec)("not a function")  # type: ignore[arg-type]
-    assert registry.get("squeeze_excite") is None
+    assert registry.get("se_gate") is None
 
 
-def test_reregistering_the_same_class_is_a_no_op(squeeze_excite) -> None:
-    planner = registry.get("squeeze_excite").plan
+def test_reregistering_the_same_class_is_a_no_op(se_gate) -> None:
+    planner = registry.get("se_gate").plan
     zoo.register_layer(SqueezeExciteSpec)(lambda spec, in_shape: nn.Identity())
-    assert registry.get("squeeze_excite").model is SqueezeExciteSpec
-    assert registry.get("squeeze_excite").plan is planner
+    assert registry.get("se_gate").model is SqueezeExciteSpec
+    assert registry.get("se_gate").plan is planner
 
 
 def _spec_model(tag: str, module: str) -> type[zoo.LayerSpec]:
@@ -171,23 +169,23 @@ def _spec_model(tag: str, module: str) -> type[zoo.LayerSpec]:
     )
 
 
-def test_a_type_registered_from_another_module_is_refused(squeeze_excite) -> None:
-    other = _spec_model("squeeze_excite", "other_package.layers")
+def test_a_type_registered_from_another_module_is_refused(se_gate) -> None:
+    other = _spec_model("se_gate", "other_package.layers")
     with pytest.raises(ValueError) as info:
         zoo.register_layer(other)(lambda spec, in_shape: nn.Identity())
     assert str(info.value) == (
-        f"type 'squeeze_excite' is already registered by module {__name__}; module "
+        f"type 'se_gate' is already registered by module {__name__}; module "
         "other_package.layers cannot register it too: rename one of them, or call "
-        "zoo.unregister_layer('squeeze_excite') first"
+        "zoo.unregister_layer('se_gate') first"
     )
-    assert registry.get("squeeze_excite").model is SqueezeExciteSpec
+    assert registry.get("se_gate").model is SqueezeExciteSpec
 
 
-def test_the_same_module_may_register_a_type_again(squeeze_excite) -> None:
+def test_the_same_module_may_register_a_type_again(se_gate) -> None:
     """A notebook cell or a reloaded module defines its class anew: the new one replaces it."""
-    again = _spec_model("squeeze_excite", __name__)
+    again = _spec_model("se_gate", __name__)
     zoo.register_layer(again)(lambda spec, in_shape: nn.Identity())
-    assert registry.get("squeeze_excite").model is again
+    assert registry.get("se_gate").model is again
 
 
 def test_unregister_layer(write_spec) -> None:
@@ -198,25 +196,25 @@ def test_unregister_layer(write_spec) -> None:
     path = write_spec(SPEC)
     zoo.load_spec(path)
     zoo.unregister_layer(SqueezeExciteSpec)
-    assert registry.get("squeeze_excite") is None
-    with pytest.raises(ZooError, match="unknown type 'squeeze_excite'"):
+    assert registry.get("se_gate") is None
+    with pytest.raises(ZooError, match="unknown type 'se_gate'"):
         zoo.load_spec(path)
     zoo.register_layer(SqueezeExciteSpec)(build)  # by tag, this time
-    zoo.unregister_layer("squeeze_excite")
-    assert registry.get("squeeze_excite") is None
+    zoo.unregister_layer("se_gate")
+    assert registry.get("se_gate") is None
 
 
 def test_unregister_layer_mistakes() -> None:
     with pytest.raises(ValueError, match="'conv' is built into zoo"):
         zoo.unregister_layer("conv")
-    with pytest.raises(ValueError, match="no type 'squeeze_excite' is registered"):
-        zoo.unregister_layer("squeeze_excite")
+    with pytest.raises(ValueError, match="no type 'se_gate' is registered"):
+        zoo.unregister_layer("se_gate")
     with pytest.raises(ValueError, match="SqueezeExciteSpec is not registered"):
         zoo.unregister_layer(SqueezeExciteSpec)
 
 
-def test_layer_specs_are_frozen(squeeze_excite) -> None:
-    spec = SqueezeExciteSpec(type="squeeze_excite")
+def test_layer_specs_are_frozen(se_gate) -> None:
+    spec = SqueezeExciteSpec(type="se_gate")
     with pytest.raises(pydantic.ValidationError, match="frozen"):
         spec.reduction = 2  # type: ignore[misc]
 

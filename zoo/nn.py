@@ -70,6 +70,21 @@ class Concat(nn.Module):
         return torch.cat([self._modules[name](x) for name in self._branches], dim=1)
 
 
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation (Hu et al. 2018): channels scaled by a gate computed from their means,
+    ``x * gate(fc2(activation(fc1(mean(x)))))``. Children named as torchvision's
+    ``SqueezeExcitation`` (``fc1``, ``fc2`` hold the weights, as in timm's ``SEModule``)."""
+
+    def __init__(self, named: Sequence[tuple[str, nn.Module]]):
+        super().__init__()
+        _register(self, named)  # avgpool, fc1, fc2, activation, scale_activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = self.avgpool(x)
+        scale = self.fc2(self.activation(self.fc1(scale)))
+        return self.scale_activation(scale) * x
+
+
 class ZooNet(nn.Sequential):
     """A compiled spec: its stem, stages and head children run in order.
 

@@ -3,19 +3,20 @@
 >>> from typing import Literal
 >>> import zoo
 >>> class SqueezeExcite(zoo.LayerSpec):
-...     type: Literal["squeeze_excite"]
+...     type: Literal["se_gate"]
 ...     reduction: int = 16
 >>> @zoo.register_layer(SqueezeExcite)
-... def build_squeeze_excite(spec, in_shape):
+... def build_se_gate(spec, in_shape):
 ...     return MySqueezeExcite(in_shape[0], spec.reduction)   # any nn.Module
 
-A spec can then say ``{type: squeeze_excite, reduction: 8}``: the fields are validated by the
+A spec can then say ``{type: se_gate, reduction: 8}``: the fields are validated by the
 pydantic model (errors located at their YAML line like any other), the builder receives the input
 shape (C, H, W) so nothing is written by hand, and the output shape and multiply-adds are measured
 by running the module once on the meta device (no memory) under ``FlopCounterMode``.
 
 Installed packages add types through the ``zoo.plugins`` entry-point group; each entry point names
-a function that zoo calls (once, before reading the first spec) to register its types::
+a function that zoo calls (once, when a spec first names a type it does not know) to register its
+types::
 
     [project.entry-points."zoo.plugins"]
     my_layers = "my_package.zoo_types:register"

@@ -86,3 +86,15 @@ def window(what: str, kernel: Pair, stride: Pair, padding: Pair, dilation: Pair)
     if dilation != (1, 1):
         parts.append(f"dilation {pair_text(dilation)}")
     return f"{what} ({', '.join(parts)})"
+
+
+def make_divisible(
+    value: float, divisor: int = 8, min_value: int | None = None, round_limit: float = 0.9
+) -> int:
+    """``value`` rounded to the nearest multiple of ``divisor`` (at least ``min_value``, default
+    ``divisor``), one multiple up when rounding lost more than ``1 - round_limit`` of it: the
+    TensorFlow rule torchvision (``_make_divisible``, limit 0.9) and timm (``make_divisible``) use
+    for channel counts."""
+    floor = divisor if min_value is None else min_value
+    rounded = max(floor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < round_limit * value else rounded

@@ -49,6 +49,12 @@ class HardswishSpec(_InPlace):
     type: Literal["hardswish"] = Field(description="nn.Hardswish.")
 
 
+class HardsigmoidSpec(_InPlace):
+    type: Literal["hardsigmoid"] = Field(
+        description="nn.Hardsigmoid (MobileNetV3's gate: relu6(x + 3) / 6)."
+    )
+
+
 class SigmoidSpec(NamedSpec):
     type: Literal["sigmoid"] = Field(description="nn.Sigmoid.")
 
@@ -79,11 +85,14 @@ ACTIVATIONS: dict[str, Activation] = {
         (GELUSpec, "GELU"),
         (SiLUSpec, "SiLU"),
         (HardswishSpec, "Hardswish"),
+        (HardsigmoidSpec, "Hardsigmoid"),
         (SigmoidSpec, "Sigmoid"),
         (TanhSpec, "Tanh"),
     )
 }
 
+ActivationTag = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+"""An activation's tag: the values of a field that names an activation."""
 ActivationName = Literal[(*ACTIVATIONS, "none")]  # type: ignore[valid-type]
 """An activation's tag, or ``none``: the values of ``conv_bn_act``'s ``act`` field."""
 

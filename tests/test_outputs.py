@@ -160,6 +160,16 @@ def test_replaced_files_keep_their_mode(capsys, tmp_path: Path, umask, mode: int
     assert target.read_bytes() != OLD
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another owner")
+def test_root_replacing_a_file_keeps_its_owner(capsys, tmp_path: Path) -> None:
+    target = tmp_path / "m.pt"
+    target.write_bytes(OLD)
+    os.chown(target, 1234, 5678)
+    assert run_cli(capsys, "build", "lenet", "--output", str(target))[0] == 0
+    info = target.stat()
+    assert (info.st_uid, info.st_gid) == (1234, 5678) and target.read_bytes() != OLD
+
+
 def test_a_read_only_file_is_refused(capsys, tmp_path: Path, monkeypatch) -> None:
     target = tmp_path / "m.pt"
     target.write_bytes(OLD)

@@ -49,10 +49,34 @@ def _torchvision_model(name: str) -> torch.nn.Module:
 PARITY_SIZE = 64
 
 
-def _assert_same_network(name: str, make_reference: Callable[[], nn.Module], params: int) -> None:
+def randomize_norm_statistics(model: nn.Module, seed: int = 0) -> None:
+    """Give every BatchNorm non-trivial running statistics (and affine weights), so that an eval
+    forward tests them too: with the fresh 0/1 statistics a norm swapped for another, or one whose
+    eps or buffers are misplaced, would still compute the same."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                c = module.num_features
+                module.running_mean.copy_(torch.randn(c, generator=generator) * 0.1)
+                module.running_var.copy_(torch.rand(c, generator=generator) * 0.5 + 0.75)
+                if module.affine:
+                    module.weight.copy_(torch.rand(c, generator=generator) * 0.5 + 0.75)
+                    module.bias.copy_(torch.randn(c, generator=generator) * 0.1)
+
+
+def assert_same_network(
+    name: str,
+    make_reference: Callable[[], nn.Module],
+    params: int,
+    size: int = PARITY_SIZE,
+    rtol: float = 1e-5,
+) -> None:
     """The compiled spec ``name`` and the reference that ``make_reference`` builds have the same
-    parameters and state_dict, take each other's weights as they are, and compute the same."""
+    parameters and state_dict, take each other's weights as they are, and compute the same
+    (eval mode, non-trivial BatchNorm statistics, a ``size`` x ``size`` input)."""
     model = zoo.build(name).eval()
+    randomize_norm_statistics(model)
     # The reference is built on meta and takes our weights: a strict load fails on a missing key,
     # an unexpected one or a shape either way round, so its checkpoints load into ours as well.
     # This skips the reference's own init (138M values for vgg16), and ours keeps every layer in
@@ -65,15 +89,17 @@ def _assert_same_network(name: str, make_reference: Callable[[], nn.Module], par
         k: v.shape for k, v in reference.state_dict().items()
     }
     reference.load_state_dict(model.state_dict(), strict=True, assign=True)
-    x = torch.randn(2, 3, PARITY_SIZE, PARITY_SIZE)
+    x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        torch.testing.assert_close(model(x), reference(x), rtol=0, atol=1e-5)
+        expected = reference(x)
+        scale = expected.abs().max().item()
+        torch.testing.assert_close(model(x), expected, rtol=rtol, atol=rtol * scale)
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 def test_matches_torchvision(name: str) -> None:
     params, weights_enum = REFERENCES[name]
-    _assert_same_network(name, lambda: _torchvision_model(name), params)
+    assert_same_network(name, lambda: _torchvision_model(name), params)
 
     published = getattr(torchvision.models, weights_enum).IMAGENET1K_V1.meta
     assert published["num_params"] == params
@@ -84,4 +110,4 @@ def test_matches_torchvision(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(TIMM_REFERENCES))
 def test_matches_timm_resnetv2(name: str) -> None:
     timm_name, params = TIMM_REFERENCES[name]
-    _assert_same_network(name, lambda: timm.create_model(timm_name, pretrained=False), params)
+    assert_same_network(name, lambda: timm.create_model(timm_name, pretrained=False), params)

@@ -118,7 +118,7 @@ EXPECTED = [
         4,
         24,
         "stem.0.name",
-        "String should match pattern '^[A-Za-z][A-Za-z0-9_]*$'",
+        "String should match pattern '^[A-Za-z0-9-][A-Za-z0-9_-]*$'",
     ),
     (
         "linear_without_flatten",
@@ -217,7 +217,7 @@ EXPECTED = [
         4,
         44,
         "stages.0.shortcut.kind",
-        "Input should be 'conv_bn', 'conv' or 'avgpool_conv_bn'",
+        "Input should be 'conv_bn', 'conv', 'avgpool_conv_bn' or 'none'",
     ),
     ("unknown_top_field", 1, 1, "name", "missing required field 'name'"),
     ("unknown_type", 4, 12, "stages.0.type", "unknown type 'basik'; did you mean 'basic'?"),

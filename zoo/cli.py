@@ -168,6 +168,12 @@ def _parser() -> _Parser:
         "print it as plain YAML that builds the same model.",
     )
     resolve.add_argument("spec", metavar="SPEC", help="YAML path or shipped spec name")
+    resolve.add_argument(
+        "--expand",
+        action="store_true",
+        help="apply the spec's scale and write every preset (basic, inception, ...) as the "
+        "generic block it stands for: the spec exactly as zoo plans it",
+    )
     _add_set(resolve)
 
     listing = _command(
@@ -375,8 +381,15 @@ def _cmd_resolve(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from zoo.tracing import trace
 
     located = resolve(args.spec, args.overrides)
-    trace(validate(located), depth=0)  # only a spec that builds is printed
-    out.write(resolved_yaml(located))
+    spec = validate(located)
+    trace(spec, depth=0)  # only a spec that builds is printed
+    if args.expand:
+        from zoo.spec.expand import expanded
+
+        data = expanded(spec).model_dump(mode="json", exclude_defaults=True)
+        out.write(resolved_yaml(located, data))
+    else:
+        out.write(resolved_yaml(located))
     return ExitCode.OK
 
 

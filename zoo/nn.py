@@ -24,7 +24,13 @@ class Residual(nn.Module):
     The shortcut is ``x`` itself (``shortcut`` is ``None``), or a projection of ``x`` or, with
     ``shortcut_from_pre``, of ``pre(x)``. Covers ResNet basic/bottleneck blocks (``post=[relu]``)
     and pre-activation blocks (``pre=[bn, relu]``; He et al. 2016 keep the identity path clean and
-    project the pre-activated input, as timm's ``PreActBasic`` does).
+    project the pre-activated input, as timm's ``PreActBasic`` does). Without ``adds`` there is no
+    sum: an inverted residual that changes the shape is its body alone (torchvision's MBConv).
+
+    ``layer_scale`` ``(channels, value)`` adds a learnable per-channel scale of the residual
+    branch, a parameter of the block itself (torchvision's ``CNBlock.layer_scale``);
+    ``stochastic_depth`` drops the residual branch per sample in training (only when there is a
+    sum, as torchvision's MBConv and CNBlock).
     """
 
     def __init__(
@@ -34,14 +40,30 @@ class Residual(nn.Module):
         pre: Sequence[tuple[str, nn.Module]] = (),
         post: Sequence[tuple[str, nn.Module]] = (),
         shortcut_from_pre: bool = False,
+        adds: bool = True,
+        layer_scale: tuple[int, float] | None = None,
+        stochastic_depth: tuple[str, nn.Module] | None = None,
     ):
         super().__init__()
         # Registration order is execution order, so printing the module reads like its forward.
         self._pre = _register(self, pre)
         self._body = _register(self, body)
+        self._drop = _register(self, [stochastic_depth])[0] if stochastic_depth else None
         self._shortcut = _register(self, [shortcut])[0] if shortcut else None
         self._post = _register(self, post)
         self.shortcut_from_pre = shortcut_from_pre
+        self._adds = adds
+        self._layer_scale_init = None if layer_scale is None else layer_scale[1]
+        self.layer_scale = (
+            None if layer_scale is None else nn.Parameter(torch.empty(layer_scale[0], 1, 1))
+        )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Fill the layer scale with its initial value (the children reset themselves)."""
+        if self.layer_scale is not None:
+            with torch.no_grad():
+                self.layer_scale.fill_(self._layer_scale_init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         block_input = x
@@ -50,10 +72,17 @@ class Residual(nn.Module):
         projection_input = x if self.shortcut_from_pre else block_input
         for name in self._body:
             x = self._modules[name](x)
-        shortcut = block_input
-        if self._shortcut is not None:  # after the body, as registered and as torchvision runs it
-            shortcut = self._modules[self._shortcut](projection_input)
-        x = x + shortcut
+        if self._adds:
+            if self.layer_scale is not None:
+                x = self.layer_scale * x
+            if self._drop is not None:
+                x = self._modules[self._drop](x)
+            shortcut = block_input
+            if (
+                self._shortcut is not None
+            ):  # after the body, as registered and as torchvision runs it
+                shortcut = self._modules[self._shortcut](projection_input)
+            x = x + shortcut
         for name in self._post:
             x = self._modules[name](x)
         return x

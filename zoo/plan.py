@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from zoo import registry
 from zoo.errors import ExitCode, Problem, ZooError, ZooWarning
 from zoo.shapes import MAX_DIM, Shape, fmt, pair
+from zoo.spec.scaling import scaled
 from zoo.spec.yaml_loader import Located, SpecPath, dotted
 
 if TYPE_CHECKING:
@@ -85,6 +86,14 @@ class LayerPlan:
             yield from child.walk(path + ".")
 
 
+@dataclass(eq=False)
+class DropRate:
+    """One block's stochastic depth probability: set once the whole network is planned, as it
+    depends on the block's place among all of them (:func:`schedule_stochastic_depth`)."""
+
+    p: float = 0.0
+
+
 @dataclass
 class PlanContext:
     """What planning one spec carries along: where the spec was read (for located errors) and the
@@ -93,6 +102,16 @@ class PlanContext:
     located: Located | None
     layers: int = 0  # planned so far, against MAX_LAYERS
     expansions: dict[int, Any] = field(default_factory=dict)  # id(preset spec) -> its expansion
+    block_inputs: list[int] = field(default_factory=list)
+    """Input channels of the residual blocks being planned, innermost last."""
+    drop_rates: list[DropRate] = field(default_factory=list)
+    """The blocks in the network's stochastic depth schedule, in network order."""
+
+    def schedule_stochastic_depth(self) -> DropRate:
+        """A place in the network's stochastic depth schedule, for the next block."""
+        rate = DropRate()
+        self.drop_rates.append(rate)
+        return rate
 
     def expanded(self, preset: Any) -> Any:
         """``preset.expand()`` (the generic block a preset stands for), once per preset spec: a
@@ -318,7 +337,10 @@ class NetworkPlan:
 
 
 def plan_spec(spec: ModelSpec, input_shape: Shape | None = None) -> NetworkPlan:
-    """Plan ``spec`` for ``input_shape`` (C, H, W; default: the spec's input): arithmetic only."""
+    """Plan ``spec`` for ``input_shape`` (C, H, W; default: the spec's input): arithmetic only.
+
+    The spec's ``scale`` is applied first (:func:`zoo.spec.scaling.scaled`)."""
+    spec = scaled(spec)
     if input_shape is None:
         input_shape = (spec.input.channels, *pair(spec.input.size))
     input_shape = tuple(input_shape)
@@ -342,11 +364,24 @@ def plan_spec(spec: ModelSpec, input_shape: Shape | None = None) -> NetworkPlan:
             first_use[plan.name] = (section, i)
         plans += section_plans
     _warn_unnormalized_preactivation(plans, ctx)
+    schedule_stochastic_depth(spec, ctx.drop_rates)
     name = spec.name
     root = container(
         name, "model", shape, plans, lambda named: zoo_nn().ZooNet(named, name, input_shape)
     )
     return NetworkPlan(root, input_shape)
+
+
+def schedule_stochastic_depth(spec: ModelSpec, rates: Sequence[DropRate]) -> None:
+    """Set each block's drop probability from the network's rate: linear in the block's place,
+    from 0 at the first block (torchvision's EfficientNet: ``rate * i / n``; ConvNeXt:
+    ``rate * i / (n - 1)``, so the last block drops at the rate itself)."""
+    if spec.stochastic_depth is None:
+        return  # the blocks keep p = 0: their modules are there, and do nothing
+    rate, n = spec.stochastic_depth.rate, len(rates)
+    last = n - 1 if spec.stochastic_depth.schedule == "linear_to_rate" else n
+    for i, drop in enumerate(rates):
+        drop.p = rate * i / last if last else 0.0
 
 
 def _check_input(spec: ModelSpec, shape: Shape) -> None:

@@ -57,6 +57,9 @@ class TypeInfo:
     combinator: bool = False
     """Joins branches (a residual sum, a concatenation): zeroing one norm inside cannot silence
     it, so the search for a residual body's last norm does not enter it."""
+    channel_fields: tuple[str, ...] = ()
+    """Its fields that count channels, which a spec's ``scale.width`` multiplies (``out`` of a conv
+    or block; a linear's ``out`` counts classes and is not one)."""
     reinitializable: bool = True
     """zoo can redo the initialization of its modules after allocating them (``to_empty``): true
     of every built-in type; a plugin's module may set its weights in ``__init__``."""

@@ -58,8 +58,10 @@ RESERVED_NAMES = frozenset(
         "get_parameter",
         "get_submodule",
         "half",
+        "input_shape",
         "insert",
         "ipu",
+        "layer_scale",
         "load_state_dict",
         "modules",
         "mtia",
@@ -82,9 +84,13 @@ RESERVED_NAMES = frozenset(
         "register_state_dict_post_hook",
         "register_state_dict_pre_hook",
         "requires_grad_",
+        "reset_parameters",
         "set_extra_state",
         "set_submodule",
         "share_memory",
+        "shortcut_from_pre",
+        "spec",
+        "spec_name",
         "state_dict",
         "to",
         "to_empty",
@@ -93,10 +99,6 @@ RESERVED_NAMES = frozenset(
         "type",
         "xpu",
         "zero_grad",
-        "input_shape",
-        "shortcut_from_pre",
-        "spec",
-        "spec_name",
     ]
 )
 
@@ -112,10 +114,15 @@ def not_reserved(name: str) -> str:
     return name
 
 
+NAME_PATTERN = r"[A-Za-z0-9-][A-Za-z0-9_-]*"
+"""A module name: what torch accepts (no dot), kept to letters, digits, ``_`` and ``-`` so that it
+reads unquoted in a dotted path (``trunk_output.block1.block1-0``, ``features.0``); a leading
+underscore is left to torch's and zoo's private attributes."""
+
 ModuleName = Annotated[
     str,
     Field(
-        pattern=r"^[A-Za-z][A-Za-z0-9_]*$",
+        pattern=f"^{NAME_PATTERN}$",
         description="Module name; becomes the attribute name and the state_dict key prefix.",
     ),
     AfterValidator(not_reserved),

@@ -315,12 +315,17 @@ class _PlainDumper(yaml.SafeDumper):
         return True
 
 
-def resolved_yaml(located: Located) -> str:
-    """The fully resolved spec as YAML: no ``extends``, every inherited value written out."""
+def resolved_yaml(located: Located, data: Any = None) -> str:
+    """The fully resolved spec as YAML: no ``extends``, every inherited value written out
+    (``data``: the spec's data in another form, e.g. expanded, instead of the file's)."""
     header = "# yaml-language-server: $schema=https://zoo.invalid/schemas/zoo-spec.schema.json\n"
     header += f"# resolved from {located.file}\n"
     body = yaml.dump(
-        located.data, Dumper=_PlainDumper, sort_keys=False, default_flow_style=None, width=100
+        located.data if data is None else data,
+        Dumper=_PlainDumper,
+        sort_keys=False,
+        default_flow_style=None,
+        width=100,
     )
     return header + body
 

@@ -25,7 +25,8 @@ from pydantic import (
 
 import zoo.types  # noqa: F401 (registers the built-in types)
 from zoo import registry
-from zoo.spec.fields import Bool, Channels, IntPair, SpecModel
+from zoo.spec.fields import Bool, Channels, Float, IntPair, SpecModel
+from zoo.spec.scaling import ScaleSpec
 
 _BUILTIN_TAGS = frozenset(info.tag for info in registry.builtin())
 
@@ -69,6 +70,22 @@ class InputSpec(SpecModel):
     size: IntPair = Field(description="Input height and width: an int or [height, width].")
 
 
+class StochasticDepthSpec(SpecModel):
+    """Stochastic depth over the whole network (Huang et al. 2016): block i of the n marked blocks
+    drops its residual branch with a probability linear in i."""
+
+    rate: Float = Field(
+        ge=0, lt=1, description="The drop probability the schedule rises to (0.2: EfficientNet)."
+    )
+    schedule: Literal["linear", "linear_to_rate"] = Field(
+        "linear",
+        description=(
+            "linear: rate * i / n, torchvision's EfficientNet; linear_to_rate: rate * i / (n - 1), "
+            "the last block at the rate itself, torchvision's ConvNeXt."
+        ),
+    )
+
+
 class ModelSpec(SpecModel):
     """A whole network: ``stem``, ``stages`` and ``head`` run in order on ``input``."""
 
@@ -87,6 +104,20 @@ class ModelSpec(SpecModel):
         description=(
             "Weight init: 'kaiming' is torchvision's ResNet scheme (convs kaiming-normal fan_out, "
             "BatchNorm 1/0); 'torch' keeps PyTorch's per-layer defaults."
+        ),
+    )
+    scale: ScaleSpec | None = Field(
+        None,
+        description=(
+            "Width and depth multipliers applied to every channel count and block depth "
+            "(compound scaling): a family member is its base spec plus these."
+        ),
+    )
+    stochastic_depth: StochasticDepthSpec | None = Field(
+        None,
+        description=(
+            "The drop rate of the blocks marked `stochastic_depth: true`, spread over them by a "
+            "schedule. Left out: their StochasticDepth modules drop nothing."
         ),
     )
     zero_init_residual: Bool = Field(

@@ -48,10 +48,17 @@ class SqueezeExciteSpec(NamedSpec):
     gate: Literal["sigmoid", "hardsigmoid"] = Field(
         "sigmoid", description="The gate (MobileNetV3: hardsigmoid)."
     )
+    of: Literal["input", "block_input"] = Field(
+        "input",
+        description=(
+            "What `ratio` is of: the SE's own input channels (MobileNetV3, SE-ResNet), or the "
+            "input channels of the residual block it is in (EfficientNet's MBConv: in // 4)."
+        ),
+    )
 
 
 def squeeze_channels(spec: SqueezeExciteSpec, channels: int) -> int:
-    """The squeeze of ``spec`` on ``channels`` input channels."""
+    """The squeeze of ``spec`` that ``channels`` (the input channels ``of`` names) give."""
     if spec.squeeze is not None:
         return spec.squeeze
     return make_divisible(channels * spec.ratio, spec.divisor, round_limit=spec.round_limit)
@@ -59,6 +66,7 @@ def squeeze_channels(spec: SqueezeExciteSpec, channels: int) -> int:
 
 @registry.planner(
     SqueezeExciteSpec,
+    channel_fields=("squeeze",),
     example={"type": "squeeze_excite", "ratio": 0.5, "act": "silu", "gate": "hardsigmoid"},
     example_input=(16, 5, 7),
 )
@@ -66,7 +74,14 @@ def plan_squeeze_excite(
     spec: SqueezeExciteSpec, shape: Shape, ctx: PlanContext, path: SpecPath
 ) -> LayerPlan:
     c, _, _ = spatial(shape, ctx, path, "squeeze_excite")
-    squeeze = squeeze_channels(spec, c)
+    if spec.of == "block_input" and not ctx.block_inputs:
+        raise ctx.error(
+            (*path, "of"),
+            "of: block_input sizes the squeeze by the enclosing residual block's input, and this "
+            "squeeze_excite is in none; use of: input",
+            "value",
+        )
+    squeeze = squeeze_channels(spec, ctx.block_inputs[-1] if spec.of == "block_input" else c)
     pooled = (c, 1, 1)
     fc1 = conv_plan(pooled, ctx, path, out=squeeze, kernel=1)
     fc2 = conv_plan(fc1.out, ctx, path, out=c, kernel=1)

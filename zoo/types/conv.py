@@ -41,9 +41,10 @@ class ConvSpec(NamedSpec):
 
 
 class ConvBnActSpec(NamedSpec):
-    """Conv (no bias) + BatchNorm + activation, as torchvision's ``Conv2dNormActivation``.
-
-    Submodules are named ``conv``, ``bn`` and ``act``; padding defaults to ``(kernel-1)//2*dilation``.
+    """Conv (no bias) + BatchNorm + activation: torchvision's ``Conv2dNormActivation`` (children
+    ``0``, ``1``, ``2``: ``keys: indexed``) or its ``BasicConv2d`` of GoogLeNet and Inception v3
+    (``conv``, ``bn``, ``act``: ``keys: named``, the default). Padding defaults to
+    ``(kernel - 1) // 2 * dilation``.
     """
 
     type: Literal["conv_bn_act"] = Field(description="Conv + BatchNorm + activation shorthand.")
@@ -62,6 +63,16 @@ class ConvBnActSpec(NamedSpec):
     act: ActivationName = Field(  # type: ignore[valid-type]
         "relu", description="Activation after the norm ('none' for no activation)."
     )
+    keys: Literal["named", "indexed"] = Field(
+        "named",
+        description=(
+            "Child names, so state_dict keys: named: conv/bn/act (torchvision's BasicConv2d); "
+            "indexed: 0/1/2 (torchvision's Conv2dNormActivation: MobileNet, EfficientNet, RegNet)."
+        ),
+    )
+
+
+_CONV_BN_ACT_NAMES = {"named": ("conv", "bn", "act"), "indexed": ("0", "1", "2")}
 
 
 def _padding(padding: Any, kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
@@ -123,6 +134,7 @@ def conv_plan(
     ConvSpec,
     takes_stride=True,
     stride_by_default=True,
+    channel_fields=("out",),
     example={"type": "conv", "out": 6, "kernel": 3, "stride": 2, "padding": 1, "groups": 2},
 )
 def plan_conv(spec: ConvSpec, shape: Shape, ctx: PlanContext, path: SpecPath) -> LayerPlan:
@@ -145,7 +157,14 @@ def plan_conv(spec: ConvSpec, shape: Shape, ctx: PlanContext, path: SpecPath) ->
     takes_stride=True,
     stride_by_default=True,
     is_norm=True,
-    example={"type": "conv_bn_act", "out": 8, "kernel": [3, 1], "act": "hardswish"},
+    channel_fields=("out",),
+    example={
+        "type": "conv_bn_act",
+        "out": 8,
+        "kernel": [3, 1],
+        "act": "hardswish",
+        "keys": "indexed",
+    },
 )
 def plan_conv_bn_act(
     spec: ConvBnActSpec, shape: Shape, ctx: PlanContext, path: SpecPath
@@ -168,8 +187,9 @@ def plan_conv_bn_act(
         groups=spec.groups,
         bias=spec.bias,
     )
-    named = [("conv", conv), ("bn", batchnorm_plan(conv.out, spec.eps, spec.momentum))]
+    conv_name, bn_name, act_name = _CONV_BN_ACT_NAMES[spec.keys]
+    named = [(conv_name, conv), (bn_name, batchnorm_plan(conv.out, spec.eps, spec.momentum))]
     if spec.act != "none":
         inplace = {"inplace": True} if ACTIVATIONS[spec.act].inplace else {}  # as torchvision
-        named.append(("act", activation_plan(spec.act, conv.out, **inplace)))
+        named.append((act_name, activation_plan(spec.act, conv.out, **inplace)))
     return named_container("", "conv_bn_act", named, conv.out)

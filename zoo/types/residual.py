@@ -33,12 +33,12 @@ from zoo.plan import (
 )
 from zoo.shapes import Pair, Shape, fmt, pair, pair_text, pool_out
 from zoo.spec.fields import (
+    NAME_PATTERN,
     Bool,
     Channels,
     Float,
     Int,
     IntPair,
-    ModuleName,
     RepeatableSpec,
     Size,
     SpecModel,
@@ -46,6 +46,7 @@ from zoo.spec.fields import (
 )
 from zoo.spec.yaml_loader import SpecPath
 from zoo.types.activation import ReLUSpec
+from zoo.types.container import SequentialSpec
 from zoo.types.conv import ConvSpec, conv_plan
 from zoo.types.norm import BatchNormSpec, batchnorm_plan
 
@@ -55,24 +56,29 @@ if TYPE_CHECKING:
     from zoo.spec.schema import Node
 
 BodyIndex = Annotated[Int, Field(ge=0)]
+LayerPath = Annotated[
+    str, Field(pattern=rf"^{NAME_PATTERN}(\.{NAME_PATTERN})*$"), AfterValidator(not_reserved)
+]
+"""A module name, or a dotted path of them into nested containers."""
 
 
 class ShortcutSpec(SpecModel):
     """The projection a residual block uses on its shortcut when its shape changes."""
 
-    kind: Literal["conv_bn", "conv", "avgpool_conv_bn"] = Field(
+    kind: Literal["conv_bn", "conv", "avgpool_conv_bn", "none"] = Field(
         "conv_bn",
         description=(
             "conv_bn: 1x1 strided conv + BatchNorm (torchvision); conv: a lone 1x1 strided conv "
-            "(tutorials, pre-activation nets); avgpool_conv_bn: avg-pool then 1x1 conv + BN (ResNet-D)."
+            "(tutorials, pre-activation nets); avgpool_conv_bn: avg-pool (an Identity at stride 1, "
+            "timm's ResNet-D slots 0/1/2) then 1x1 conv + BN; none: no shortcut and no sum, the "
+            "block is its body alone (MobileNet's and EfficientNet's inverted residuals)."
         ),
     )
     bias: Bool | None = Field(
         None, description="Conv bias; default True for 'conv', False otherwise."
     )
-    name: Annotated[str, AfterValidator(not_reserved)] = Field(
+    name: LayerPath = Field(
         "downsample",
-        pattern=r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$",
         description=(
             "Module name of the projection; a dotted name nests it (timm's 'downsample.conv')."
         ),
@@ -82,9 +88,13 @@ class ShortcutSpec(SpecModel):
     )
 
     @model_validator(mode="after")
-    def _eps_needs_a_norm(self) -> ShortcutSpec:
-        if self.kind == "conv" and "eps" in self.model_fields_set:
-            raise ValueError("eps is the BatchNorm's, and a 'conv' shortcut has none; remove it")
+    def _fields_of_its_kind(self) -> ShortcutSpec:
+        if self.kind in ("conv", "none") and "eps" in self.model_fields_set:
+            raise ValueError(
+                f"eps is the BatchNorm's, and a {self.kind!r} shortcut has none; remove it"
+            )
+        if self.kind == "none" and self.model_fields_set & {"bias", "name"}:
+            raise ValueError("a 'none' shortcut has no module: remove its bias and name")
         return self
 
 
@@ -109,6 +119,33 @@ class ResidualBlockSpec(RepeatableSpec):
         default_factory=ShortcutSpec,
         description="Projection used when the block changes the shape (channels or stride); identity otherwise.",
     )
+    stochastic_depth: Bool = Field(
+        False,
+        description=(
+            "Take part in the network's stochastic depth (its `stochastic_depth` rate and "
+            "schedule): the residual branch is dropped per sample in training (a StochasticDepth "
+            "module named stochastic_depth, torchvision's 'row' mode), when the block has a sum."
+        ),
+    )
+    layer_scale: Float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Initial value of a learnable per-channel scale of the residual branch, a parameter "
+            "named layer_scale of shape (C, 1, 1) on the block (ConvNeXt: 1e-6)."
+        ),
+    )
+
+    def residual(self, **fields: Any) -> ResidualSpec:
+        """The generic block with this block's stride, shortcut and regularization, and ``fields``."""
+        return ResidualSpec(
+            type="residual",
+            stride=self.stride,
+            shortcut=self.shortcut,
+            stochastic_depth=self.stochastic_depth,
+            layer_scale=self.layer_scale,
+            **fields,
+        )
 
 
 class ResidualSpec(ResidualBlockSpec):
@@ -133,11 +170,12 @@ class ResidualSpec(ResidualBlockSpec):
             "(pre-activation nets). An identity shortcut always carries the block input."
         ),
     )
-    stride_at: ModuleName | BodyIndex | None = Field(
+    stride_at: LayerPath | BodyIndex | None = Field(
         None,
         description=(
-            "Body layer (name or index) that takes the block stride: a conv, conv_bn_act, maxpool "
-            "or avgpool; default: the first conv."
+            "Body layer that takes the block stride: its name or index, or a dotted path into a "
+            "sequential of the body (f.b, block.1); a conv, conv_bn_act, maxpool or avgpool. "
+            "Default: the first conv, searched in order through the body's sequentials."
         ),
     )
 
@@ -176,10 +214,7 @@ class BasicSpec(ResidualBlockSpec):
 
     def expand(self) -> ResidualSpec:
         """The generic residual block this preset stands for."""
-        return ResidualSpec(
-            type="residual",
-            stride=self.stride,
-            shortcut=self.shortcut,
+        return self.residual(
             body=(
                 _conv("conv1", self.out, 3, bias=self.bias),
                 _bn("bn1", self.eps),
@@ -225,10 +260,7 @@ class BottleneckSpec(_BottleneckFields):
 
     def expand(self) -> ResidualSpec:
         """The generic residual block this preset stands for."""
-        return ResidualSpec(
-            type="residual",
-            stride=self.stride,
-            shortcut=self.shortcut,
+        return self.residual(
             body=(
                 _conv("conv1", self.inner, 1),
                 _bn("bn1", self.eps),
@@ -257,10 +289,7 @@ class PreActBasicSpec(ResidualBlockSpec):
 
     def expand(self) -> ResidualSpec:
         """The generic residual block this preset stands for."""
-        return ResidualSpec(
-            type="residual",
-            stride=self.stride,
-            shortcut=self.shortcut,
+        return self.residual(
             pre=(_bn("norm1", self.eps), _relu("act1")),
             body=(
                 _conv("conv1", self.out, 3),
@@ -280,10 +309,7 @@ class PreActBottleneckSpec(_BottleneckFields):
 
     def expand(self) -> ResidualSpec:
         """The generic residual block this preset stands for."""
-        return ResidualSpec(
-            type="residual",
-            stride=self.stride,
-            shortcut=self.shortcut,
+        return self.residual(
             pre=(_bn("norm1", self.eps), _relu("act1")),
             body=(
                 _conv("conv1", self.inner, 1),
@@ -300,28 +326,84 @@ class PreActBottleneckSpec(_BottleneckFields):
 
 
 # --------------------------------------------------------------------------- planning
-def _stride_index(
+# Where the block stride goes: a body item, then indices into the `layers` of nested sequentials.
+StrideTarget = tuple[int, tuple[int, ...]]
+
+
+def _nested_layers(node: Any) -> tuple[Any, ...] | None:
+    """The layers of a body node that ``stride_at`` may reach into: a sequential without depth."""
+    return node.layers if isinstance(node, SequentialSpec) and node.depth is None else None
+
+
+def _first_strided(node: Any) -> tuple[int, ...] | None:
+    """Indices, into nested layers, of the first layer of ``node`` that takes a stride by default."""
+    if registry.of(node).stride_by_default:
+        return ()
+    for j, child in enumerate(_nested_layers(node) or ()):
+        found = _first_strided(child)
+        if found is not None:
+            return (j, *found)
+    return None
+
+
+def _stride_target(
     spec: ResidualSpec, body: Sequence[Item], ctx: PlanContext, path: SpecPath
-) -> int | None:
-    """Position in the expanded body of the layer that takes the block stride."""
+) -> StrideTarget | None:
+    """The body layer that takes the block stride (``stride_at``, or the first conv)."""
     at_path = (*path, "stride_at")
     if spec.stride_at is None:
-        return next(
-            (i for i, (layer, _) in enumerate(body) if registry.of(layer).stride_by_default),
-            None,
-        )
+        for i, (layer, _) in enumerate(body):
+            found = _first_strided(layer)
+            if found is not None:
+                return i, found
+        return None
     if isinstance(spec.stride_at, int):
         if spec.stride_at >= len(body):
             raise ctx.error(
                 at_path, f"body has {len(body)} layers; no index {spec.stride_at}", "value"
             )
-        at, what = spec.stride_at, f"body layer {spec.stride_at}"
+        target: StrideTarget = (spec.stride_at, ())
+        what = f"body layer {spec.stride_at}"
     else:
-        at = next((i for i, (layer, _) in enumerate(body) if layer.name == spec.stride_at), None)
+        first, *rest = spec.stride_at.split(".")
+        at = next((i for i, (layer, _) in enumerate(body) if layer.name == first), None)
         if at is None:
-            raise ctx.error(at_path, f"no body layer is named {spec.stride_at!r}", "value")
-        what = repr(spec.stride_at)
-    layer = body[at][0]
+            raise ctx.error(at_path, f"no body layer is named {first!r}", "value")
+        inner: list[int] = []
+        node = body[at][0]
+        for depth, part in enumerate(rest, 1):
+            reached = ".".join([first, *rest[: depth - 1]])
+            layers = _nested_layers(node)
+            if layers is None:
+                raise ctx.error(
+                    at_path,
+                    f"{reached!r} is a {node.type}; stride_at can reach only into a sequential "
+                    "(without depth)",
+                    "value",
+                )
+            # names as the sequential gives them: its own, or the position after repeats inline
+            items = expand(layers, (), ctx)
+            found = next(
+                (
+                    item_path
+                    for k, (child, item_path) in enumerate(items)
+                    if (child.name or str(k)) == part
+                ),
+                None,
+            )
+            if found is None:
+                raise ctx.error(at_path, f"{reached!r} has no layer named {part!r}", "value")
+            if len(found) != 1:
+                raise ctx.error(
+                    at_path,
+                    f"{spec.stride_at!r} is inside a repeat, whose copies share one spec; "
+                    "give that layer its own entry",
+                    "value",
+                )
+            inner.append(found[0])
+            node = layers[found[0]]
+        target, what = (at, tuple(inner)), repr(spec.stride_at)
+    layer = _target_layer(body, target)
     if not registry.of(layer).takes_stride:
         # the stride would be dropped: model_copy(update=...) ignores a field the model lacks
         raise ctx.error(
@@ -330,7 +412,30 @@ def _stride_index(
             f"of one of these types: {', '.join(registry.tags_where(takes_stride=True))}",
             "value",
         )
-    return at
+    return target
+
+
+def _target_layer(body: Sequence[Item], target: StrideTarget) -> Any:
+    node = body[target[0]][0]
+    for j in target[1]:
+        node = node.layers[j]
+    return node
+
+
+def _target_path(body: Sequence[Item], target: StrideTarget) -> SpecPath:
+    path = body[target[0]][1]
+    for j in target[1]:
+        path = (*path, "layers", j)
+    return path
+
+
+def _with_stride(node: Any, inner: tuple[int, ...], stride: Pair) -> Any:
+    """``node`` with the layer at ``inner`` (indices into nested layers) given ``stride``."""
+    if not inner:
+        return node.model_copy(update={"stride": stride})
+    layers = list(node.layers)
+    layers[inner[0]] = _with_stride(layers[inner[0]], inner[1:], stride)
+    return node.model_copy(update={"layers": tuple(layers)})
 
 
 def _own_stride(layer: Any) -> Pair | None:
@@ -362,10 +467,10 @@ def _projection(
 ) -> LayerPlan:
     """The shortcut projection from ``shape`` to ``out`` (1x1 conv, optional BN / avg-pool);
     ``hint`` ends the message when the two cannot agree."""
-    conv_stride = (1, 1) if spec.kind == "avgpool_conv_bn" else stride
+    pooling = spec.kind == "avgpool_conv_bn"
     parts: list[LayerPlan] = []
     pooled = shape
-    if spec.kind == "avgpool_conv_bn" and stride != (1, 1):
+    if pooling and stride != (1, 1):
         c, h, w = spatial(shape, ctx, path, "avgpool shortcut")
         pooled = (
             c,
@@ -381,7 +486,10 @@ def _projection(
                 ),
             )
         )
+    elif pooling:  # timm's downsample_avg keeps the slot: the conv and BN stay at 1 and 2
+        parts.append(leaf("identity", shape, lambda: torch_nn().Identity()))
     bias = spec.bias if spec.bias is not None else spec.kind == "conv"
+    conv_stride = (1, 1) if pooling else stride
     conv = conv_plan(pooled, ctx, path, out=out[0], kernel=1, stride=conv_stride, bias=bias)
     if conv.out != out:
         raise ctx.error(
@@ -408,11 +516,16 @@ def _residual_module(
     body: Sequence[LayerPlan],
     shortcut: LayerPlan | None,
     post: Sequence[LayerPlan],
-    shortcut_from_pre: bool,
+    spec: ResidualSpec,
+    adds: bool,
+    channels: int,
+    drop: LayerPlan | None,
 ) -> Make:
     """How to make the ``zoo.nn.Residual`` of these plans, from its children's modules."""
     roles = [[p.name for p in part] for part in (pre, body, post)]
     shortcut_name = shortcut.name if shortcut else None
+    drop_name = drop.name if drop else None
+    layer_scale = None if spec.layer_scale is None else (channels, spec.layer_scale)
 
     def make(children: Named) -> nn.Module:
         modules = dict(children)
@@ -422,7 +535,10 @@ def _residual_module(
             (shortcut_name, modules[shortcut_name]) if shortcut_name else None,
             pre_named,
             post_named,
-            shortcut_from_pre=shortcut_from_pre,
+            shortcut_from_pre=spec.shortcut_from == "pre",
+            adds=adds,
+            layer_scale=layer_scale,
+            stochastic_depth=(drop_name, modules[drop_name]) if drop_name else None,
         )
 
     return make
@@ -447,6 +563,21 @@ def _mark_last_norm(body: Sequence[LayerPlan]) -> None:
         last.last_norm = True
 
 
+def _stochastic_depth(ctx: PlanContext, shape: Shape) -> LayerPlan:
+    """The block's StochasticDepth module; its drop probability is set by the network's schedule
+    once every block is planned (it depends on the number of blocks)."""
+    rate = ctx.schedule_stochastic_depth()
+
+    def make() -> nn.Module:
+        from torchvision.ops import StochasticDepth
+
+        return StochasticDepth(rate.p, "row")
+
+    plan = leaf("stochastic_depth", shape, make)
+    plan.name = "stochastic_depth"
+    return plan
+
+
 def plan_residual(
     spec: ResidualSpec,
     shape: Shape,
@@ -458,43 +589,52 @@ def plan_residual(
     """Plan a residual block (the first of ``depth`` copies takes the stride)."""
     stride = pair(spec.stride) if first else (1, 1)
     body = expand(spec.body, (*path, "body"), ctx)
-    at = _stride_index(spec, body, ctx, path)
+    target = _stride_target(spec, body, ctx, path)
     if stride != (1, 1):
-        if at is None:
+        if target is None:
             raise ctx.error(
                 (*path, "stride"),
                 "block has a stride but its body has no conv to take it; set stride_at",
                 "value",
             )
-        layer, layer_path = body[at]
+        layer = _target_layer(body, target)
         own = _own_stride(layer)
         if own is not None:
             raise ctx.error(
-                (*layer_path, "stride"),
+                (*_target_path(body, target), "stride"),
                 f"{layer.type} has its own stride {pair_text(own)}, and the block's stride "
                 f"{pair_text(stride)} replaces it in the first block; give the stride once, on the "
                 "block (`stride:`)",
                 "value",
             )
-        body[at] = (layer.model_copy(update={"stride": stride}), layer_path)
-    pre, pre_out = plan_list(spec.pre, shape, ctx, (*path, "pre"), lambda i: f"pre_{i}")
-    body_plans, body_out = plan_items(body, pre_out, ctx, lambda i: f"body_{i}")
+        at, inner = target
+        body[at] = (_with_stride(body[at][0], inner, stride), body[at][1])
+    ctx.block_inputs.append(shape[0])  # for layers sized by the block's input (EfficientNet's SE)
+    try:
+        pre, pre_out = plan_list(spec.pre, shape, ctx, (*path, "pre"), lambda i: f"pre_{i}")
+        body_plans, body_out = plan_items(body, pre_out, ctx, lambda i: f"body_{i}")
+    finally:
+        ctx.block_inputs.pop()
     _mark_last_norm(body_plans)
     shortcut: LayerPlan | None = None
-    if shape != body_out:  # an identity shortcut always carries the block input itself
+    adds = shape == body_out or spec.shortcut.kind != "none"
+    if shape != body_out and adds:  # an identity shortcut always carries the block input itself
         projection_in = pre_out if spec.shortcut_from == "pre" else shape
         hint = _mismatch_hint(spec, body)
         shortcut = _projection(
             spec.shortcut, projection_in, body_out, stride, ctx, (*path, "shortcut"), hint
         )
+    drop = _stochastic_depth(ctx, body_out) if spec.stochastic_depth else None
     post, out = plan_list(spec.post, body_out, ctx, (*path, "post"), lambda i: f"post_{i}")
     names = [p.name for p in (*pre, *body_plans, *post)]
-    if shortcut is not None and shortcut.name in names:
-        raise ctx.error(
-            (*path, "shortcut", "name"),
-            f"shortcut name {shortcut.name!r} is also a layer name in this block",
-            "name",
-        )
+    for extra, field in ((shortcut, "shortcut"), (drop, "stochastic_depth")):
+        if extra is not None and extra.name in names:
+            raise ctx.error(
+                (*path, field) if field == "stochastic_depth" else (*path, field, "name"),
+                f"{field} module {extra.name!r} has the name of a layer in this block; rename "
+                "the layer",
+                "name",
+            )
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
         raise ctx.error(
@@ -502,9 +642,12 @@ def plan_residual(
             f"module name {dup!r} is used twice in this block (pre/body/post share one namespace)",
             "name",
         )
-    make = _residual_module(pre, body_plans, shortcut, post, spec.shortcut_from == "pre")
-    children = [*pre, *body_plans, *([shortcut] if shortcut else []), *post]
-    return container("", type_, out, children, make)
+    make = _residual_module(pre, body_plans, shortcut, post, spec, adds, body_out[0], drop)
+    children = [*pre, *body_plans, *([drop] if drop else []), *([shortcut] if shortcut else [])]
+    plan = container("", type_, out, [*children, *post], make)
+    if spec.layer_scale is not None:
+        plan.params += body_out[0]
+    return plan
 
 
 def plan_residual_preset(
@@ -535,18 +678,21 @@ registry.register(
     BasicSpec,
     plan_residual_preset,
     **_BLOCK,
+    channel_fields=("out",),
     example={"type": "basic", "out": 8, "depth": 2, "stride": 2},
 )
 registry.register(
     BottleneckSpec,
     plan_residual_preset,
     **_BLOCK,
+    channel_fields=("out", "width"),
     example={"type": "bottleneck", "out": 16, "groups": 2, "width": 8, "stride": 2},
 )
 registry.register(
     PreActBasicSpec,
     plan_residual_preset,
     **_BLOCK,
+    channel_fields=("out",),
     preactivation=True,
     example={"type": "preact_basic", "out": 8, "depth": 2, "stride": 2},
 )
@@ -554,6 +700,7 @@ registry.register(
     PreActBottleneckSpec,
     plan_residual_preset,
     **_BLOCK,
+    channel_fields=("out", "width"),
     preactivation=True,
     example={"type": "preact_bottleneck", "out": 16, "stride": 2},
 )

@@ -130,3 +130,20 @@ class ZooNet(nn.Sequential):
 
     def extra_repr(self) -> str:
         return f"spec={self.spec_name!r}, input={'x'.join(map(str, self.input_shape))}"
+
+
+class DenseBlock(nn.Module):
+    """Dense connectivity (Huang et al. 2017; torchvision's ``_DenseBlock``): each layer runs on
+    the concatenation of the block input and every earlier layer's output, and the block returns
+    the concatenation of all of them. Layers are registered under their own names
+    (``denselayer1``, ...), so the ``state_dict`` keys are torchvision's."""
+
+    def __init__(self, layers: Sequence[tuple[str, nn.Module]]):
+        super().__init__()
+        self._layers = _register(self, layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for name in self._layers:
+            features.append(self._modules[name](torch.cat(features, dim=1)))
+        return torch.cat(features, dim=1)

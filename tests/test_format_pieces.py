@@ -212,3 +212,14 @@ def test_resolve_expand_applies_the_scale(tmp_path, capsys) -> None:
     path.write_text(yaml.safe_dump(_spec(SCALED, "scale: {width: 2.0}\n")))
     code, out, _ = run_cli(capsys, "resolve", str(path), "--expand")
     assert code == 0 and "scale" not in out and "out: 2560" in out and "out: 10" in out
+
+
+def test_trunc_normal_init_is_convnexts() -> None:
+    spec = _spec(
+        "  - {type: conv, name: c, out: 64, kernel: 3}\n  - {type: flatten}\n"
+        "  - {type: linear, name: fc, out: 200}\n",
+        "init: trunc_normal\n",
+    )
+    model = zoo.build(spec)
+    for layer in (model.c, model.fc):
+        assert 0.015 < layer.weight.std() < 0.025 and not layer.bias.any()

@@ -14,11 +14,21 @@ from zoo.nn import ZooNet
 # 224x224 costs seconds on 2 cores: the model as shipped takes its step at 64x64 where it accepts that
 # input (adaptive pooling before its head). Its own size runs on meta below and in test_trace.py.
 TRAIN_SIZE = 64
+# Past this many parameters a CPU train step costs more in allocation and weight gradients than the
+# check is worth on CI (regnet_y_128gf: 645M, 5 GB with its gradients); those build on meta below,
+# and their reference parity is checked on meta in test_catalogue.py.
+MAX_TRAIN_PARAMS = 150_000_000
 
 
-@pytest.mark.parametrize("name", SPEC_NAMES)
+def _trainable(name: str) -> bool:
+    return zoo.trace(name).params <= MAX_TRAIN_PARAMS
+
+
+@pytest.mark.parametrize("name", [n for n in SPEC_NAMES if _trainable(n)])
 def test_builds_runs_and_trains(name: str) -> None:
-    spec = zoo.load_spec(name)
+    # Stochastic depth off: at batch 2 it may drop a block for both samples, and then that block's
+    # weights get no gradient in this one step, rightly (the check is for weights never used).
+    spec = zoo.load_spec(name).model_copy(update={"stochastic_depth": None})
     model = zoo.build(spec)
     x = torch.randn(_train_shape(model))
     out = model(x)

@@ -27,7 +27,13 @@ MAX_WEIGHT_BYTES = 8 * 2**30  # materializing more needs force=True (VGG-16 is 0
 
 @torch.no_grad()
 def initialize(model: nn.Module, spec: ModelSpec, plan: NetworkPlan) -> None:
-    """torchvision's ResNet init (kaiming-normal fan_out convs, BN 1/0), optional zero-init residual."""
+    """The spec's ``init`` (torchvision's ResNet or ConvNeXt scheme), optional zero-init residual."""
+    if spec.init == "trunc_normal":
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d | nn.Linear):  # zoo's ChannelLinear is an nn.Linear
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
     if spec.init == "kaiming":
         for m in model.modules():
             if isinstance(m, nn.Conv2d):

@@ -147,3 +147,23 @@ class DenseBlock(nn.Module):
         for name in self._layers:
             features.append(self._modules[name](torch.cat(features, dim=1)))
         return torch.cat(features, dim=1)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer normalization over the channels at every position of an NCHW map: torchvision's
+    ``convnext.LayerNorm2d`` (the same ``weight``/``bias`` of shape (C,), the same computation:
+    ``F.layer_norm`` on the channels-last view)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)  # (N, H, W, C)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class ChannelLinear(nn.Linear):
+    """``nn.Linear`` on the channels at every position of an NCHW map, as torchvision's ConvNeXt
+    block applies it between Permutes: its parameters are ``nn.Linear``'s (weight (out, in)), so
+    those checkpoints load as they are, where a 1x1 conv would need (out, in, 1, 1)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)

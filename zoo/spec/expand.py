@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from zoo.spec.fields import RepeatableSpec
 from zoo.spec.scaling import scaled
 
 if TYPE_CHECKING:
@@ -30,10 +31,12 @@ def _expand(value: Any) -> Any:
     expand = getattr(value, "expand", None)
     if callable(expand):
         generic = expand()
-        # the preset's own name and depth stay on the block it becomes
+        # the preset's own name, and the copies its `depth` makes, stay on the block it becomes
+        # (a generator's `depth`, such as regnet_stages', is one of its own parameters)
+        keys = ("name", "depth") if isinstance(value, RepeatableSpec) else ("name",)
         carried = {
             key: getattr(value, key)
-            for key in ("name", "depth")
+            for key in keys
             if key in type(value).model_fields and key in type(generic).model_fields
         }
         value = generic.model_copy(update=carried)

@@ -99,11 +99,12 @@ class ModelSpec(SpecModel):
     head: tuple[Node, ...] = Field(
         default=(), description="Layers after the stages (pooling, classifier)."
     )
-    init: Literal["kaiming", "torch"] = Field(
+    init: Literal["kaiming", "trunc_normal", "torch"] = Field(
         "kaiming",
         description=(
             "Weight init: 'kaiming' is torchvision's ResNet scheme (convs kaiming-normal fan_out, "
-            "BatchNorm 1/0); 'torch' keeps PyTorch's per-layer defaults."
+            "BatchNorm 1/0); 'trunc_normal' is torchvision's ConvNeXt one (convs and linears "
+            "truncated normal, std 0.02, biases 0); 'torch' keeps PyTorch's per-layer defaults."
         ),
     )
     scale: ScaleSpec | None = Field(

@@ -1,4 +1,5 @@
-"""Layers on features and pass-throughs: ``flatten``, ``linear``, ``dropout``, ``identity``."""
+"""Layers on features and pass-throughs: ``flatten``, ``linear``, ``channel_linear`` (``nn.Linear``
+on the channels at every position of a feature map), ``dropout``, ``identity``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Literal
 from pydantic import Field
 
 from zoo import registry
-from zoo.plan import LayerPlan, PlanContext, leaf, torch_nn
+from zoo.plan import LayerPlan, PlanContext, leaf, torch_nn, zoo_nn
 from zoo.shapes import MAX_DIM, Shape, fmt
 from zoo.spec.fields import Bool, Channels, Float, NamedSpec
 from zoo.spec.yaml_loader import SpecPath
@@ -23,6 +24,20 @@ class LinearSpec(NamedSpec):
 
     type: Literal["linear"] = Field(description="A fully connected layer (nn.Linear).")
     out: Channels = Field(description="Output features.")
+    bias: Bool = Field(True, description="Learn an additive bias.")
+
+
+class ChannelLinearSpec(NamedSpec):
+    """``nn.Linear`` on the channel vector at every position of a CxHxW map: a 1x1 convolution
+    with ``nn.Linear``'s parameters (weight (out, in), bias (out,)). ConvNeXt's pointwise layers,
+    which torchvision writes as ``nn.Linear`` between two Permutes; ``in_features`` is inferred.
+    Multiply-adds: H x W x in x out, one matrix product over all positions (``FlopCounterMode``'s
+    ``aten.mm`` for a Linear on a 4-d input; the bias is not counted)."""
+
+    type: Literal["channel_linear"] = Field(
+        description="nn.Linear over the channels at every position of a feature map (ConvNeXt)."
+    )
+    out: Channels = Field(description="Output channels.")
     bias: Bool = Field(True, description="Learn an additive bias.")
 
 
@@ -69,6 +84,30 @@ def plan_linear(spec: LinearSpec, shape: Shape, ctx: PlanContext, path: SpecPath
         lambda: torch_nn().Linear(features, out, bias=bias),
         params=features * out + (out if bias else 0),
         macs=features * out,
+    )
+
+
+@registry.planner(
+    ChannelLinearSpec, channel_fields=("out",), example={"type": "channel_linear", "out": 6}
+)
+def plan_channel_linear(
+    spec: ChannelLinearSpec, shape: Shape, ctx: PlanContext, path: SpecPath
+) -> LayerPlan:
+    if len(shape) != 3:
+        raise ctx.error(
+            path,
+            f"channel_linear works on the channels of a CxHxW feature map but gets flat "
+            f"features ({fmt(shape)}); use {{type: linear}} on features",
+        )
+    channels, height, width = shape
+    out, bias = spec.out, spec.bias
+    return leaf(
+        "channel_linear",
+        (out, height, width),
+        lambda: zoo_nn().ChannelLinear(channels, out, bias=bias),
+        params=channels * out + (out if bias else 0),
+        # one matrix product of all positions (FlopCounterMode's aten.mm), the bias not counted
+        macs=height * width * channels * out,
     )
 
 

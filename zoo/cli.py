@@ -121,7 +121,11 @@ def _parser() -> _Parser:
         "--trace", action="store_true", help="print one row per layer (output shape, params, MACs)"
     )
     build.add_argument(
-        "--depth", type=int, metavar="N", help="trace rows at most N levels deep (1: blocks only)"
+        "--depth",
+        type=int,
+        metavar="N",
+        help="trace rows at most N levels deep (1: blocks only; a top-level sequential such as "
+        "torchvision's features takes no level)",
     )
     build.add_argument(
         "--tree", action="store_true", help="render the trace as a tree instead of a table"

@@ -89,14 +89,40 @@ class Residual(nn.Module):
 
 
 class Concat(nn.Module):
-    """Run every branch on the same input and concatenate their outputs along channels."""
+    """``post(cat([branch(x) for each branch], dim=1))`` with ``x = pre(input)``.
 
-    def __init__(self, branches: Sequence[tuple[str, nn.Module]]):
+    Every layer is a child under its own name; ``layout`` (a :class:`zoo.types.concat.Join`, or
+    any tuple ``(pre, branches, split, post)`` of child names) says which runs where. A branch is
+    a tuple of steps, each a child's name or a nested join whose layers are children of this
+    module too (Inception v3's ``branch3x3_2a`` / ``branch3x3_2b``); an empty branch passes its
+    input on. With ``split`` each branch gets its own equal chunk of the channels
+    (``x.chunk(n, dim=1)``, as ShuffleNetV2), else the whole input. Without a layout, each child
+    is one branch.
+    """
+
+    def __init__(self, named: Sequence[tuple[str, nn.Module]], layout: tuple | None = None):
         super().__init__()
-        self._branches = _register(self, branches)
+        names = _register(self, named)
+        # private: a public attribute would clash with a layer of that name
+        self._layout = layout or ((), tuple((name,) for name in names), False, ())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self._modules[name](x) for name in self._branches], dim=1)
+        return self._join(self._layout, x)
+
+    def _join(self, layout: tuple, x: torch.Tensor) -> torch.Tensor:
+        pre, branches, split, post = layout
+        for name in pre:
+            x = self._modules[name](x)
+        inputs = x.chunk(len(branches), dim=1) if split else (x,) * len(branches)
+        outputs = []
+        for steps, y in zip(branches, inputs, strict=True):
+            for step in steps:
+                y = self._modules[step](y) if isinstance(step, str) else self._join(step, y)
+            outputs.append(y)
+        x = torch.cat(outputs, dim=1)
+        for name in post:
+            x = self._modules[name](x)
+        return x
 
 
 class SqueezeExcite(nn.Module):

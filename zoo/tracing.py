@@ -46,7 +46,9 @@ def trace(
 
     ``input_shape`` is ``(C, H, W)`` or ``(N, C, H, W)``; by default the spec's input with batch 1
     (required for a plain ``nn.Module`` that is not a compiled zoo model). ``depth`` keeps only rows
-    nested at most that deep (1: the network's direct children; 0: none, the totals only).
+    nested at most that deep (1: the network's direct children; 0: none, the totals only); for a
+    spec, a top-level ``sequential`` that groups layers (torchvision's ``features``) takes no level,
+    so depth 1 shows its children too.
     Bad arguments raise :class:`ZooError`.
     """
     if depth is not None:
@@ -82,7 +84,11 @@ def _trace_spec(spec: ModelSpec, input_shape: Any, depth: int | None = None) -> 
         chw = tuple(rest)
     plan = plan_spec(spec, chw)
     rows: list[Row] = []
-    _add_rows(plan.root.children, "", batch, rows, depth)
+    for top in plan.root.children:
+        # A top-level sequential that groups the network's layers (torchvision's `features`,
+        # `trunk_output`, `classifier`) takes no level of `depth`: depth 1 shows its blocks.
+        levels = depth + 1 if depth is not None and top.type == "sequential" else depth
+        _add_rows([top], "", batch, rows, levels)
     root = plan.root
     return Trace(
         spec.name,

@@ -24,6 +24,8 @@ from zoo.spec.yaml_loader import SpecPath
 from zoo.types.activation import ACTIVATIONS, ActivationName, activation_plan
 from zoo.types.norm import batchnorm_plan
 
+Groups = Size | Literal["depthwise"]
+
 
 class ConvSpec(NamedSpec):
     """``nn.Conv2d``; ``in_channels`` is inferred. Defaults are PyTorch's (no padding, with bias)."""
@@ -36,7 +38,13 @@ class ConvSpec(NamedSpec):
         0, description="Zero padding: an int, [height, width], or 'same' (stride 1 only)."
     )
     dilation: IntPair = Field(1, description="Dilation of the kernel.")
-    groups: Size = Field(1, description="Groups; input and output channels must divide by it.")
+    groups: Groups = Field(
+        1,
+        description=(
+            "Groups; input and output channels must divide by it. 'depthwise': one group per "
+            "input channel (MobileNet's depthwise convs), whatever the channels after scaling."
+        ),
+    )
     bias: Bool = Field(True, description="Learn an additive bias (PyTorch's default).")
 
 
@@ -56,7 +64,9 @@ class ConvBnActSpec(NamedSpec):
         description="Zero padding; default (kernel - 1) // 2 * dilation keeps the size at stride 1.",
     )
     dilation: IntPair = Field(1, description="Dilation of the kernel.")
-    groups: Size = Field(1, description="Groups of the convolution.")
+    groups: Groups = Field(
+        1, description="Groups of the convolution; 'depthwise': one per input channel."
+    )
     bias: Bool = Field(False, description="Conv bias; useless before BatchNorm, so off by default.")
     eps: Float = Field(1e-5, gt=0, description="BatchNorm epsilon.")
     momentum: Float = Field(0.1, ge=0, le=1, description="BatchNorm running-stats momentum.")
@@ -91,11 +101,13 @@ def conv_plan(
     stride: Any = 1,
     padding: Any = 0,
     dilation: Any = 1,
-    groups: int = 1,
+    groups: int | Literal["depthwise"] = 1,
     bias: bool = True,
 ) -> LayerPlan:
     """A Conv2d for ``in_shape``: output shape, weights and multiply-adds."""
     c, h, w = spatial(in_shape, ctx, path, "conv")
+    if groups == "depthwise":
+        groups = c
     k, st, d = pair(kernel), pair(stride), pair(dilation)
     if c % groups or out % groups:
         raise ctx.error(
@@ -135,7 +147,14 @@ def conv_plan(
     takes_stride=True,
     stride_by_default=True,
     channel_fields=("out",),
-    example={"type": "conv", "out": 6, "kernel": 3, "stride": 2, "padding": 1, "groups": 2},
+    example={
+        "type": "conv",
+        "out": 8,
+        "kernel": 3,
+        "stride": 2,
+        "padding": 1,
+        "groups": "depthwise",
+    },
 )
 def plan_conv(spec: ConvSpec, shape: Shape, ctx: PlanContext, path: SpecPath) -> LayerPlan:
     return conv_plan(

@@ -46,6 +46,7 @@ from zoo.spec.fields import (
 )
 from zoo.spec.yaml_loader import SpecPath
 from zoo.types.activation import ReLUSpec
+from zoo.types.attention import SqueezeExciteSpec
 from zoo.types.container import SequentialSpec
 from zoo.types.conv import ConvSpec, conv_plan
 from zoo.types.norm import BatchNormSpec, batchnorm_plan
@@ -257,9 +258,17 @@ class BottleneckSpec(_BottleneckFields):
     """
 
     type: Literal["bottleneck"] = Field(description="ResNet bottleneck block (1x1, 3x3, 1x1).")
+    se: SqueezeExciteSpec | None = Field(
+        None,
+        description=(
+            "A squeeze-excitation after the last norm, named se (timm's SE-ResNet and SE-ResNeXt: "
+            "{type: squeeze_excite, ratio: 0.0625, round_limit: 0})."
+        ),
+    )
 
     def expand(self) -> ResidualSpec:
         """The generic residual block this preset stands for."""
+        se = () if self.se is None else (self.se.model_copy(update={"name": "se"}),)
         return self.residual(
             body=(
                 _conv("conv1", self.inner, 1),
@@ -270,6 +279,7 @@ class BottleneckSpec(_BottleneckFields):
                 _relu("relu2"),
                 _conv("conv3", self.out, 1),
                 _bn("bn3", self.eps),
+                *se,
             ),
             post=(_relu("relu3"),),
             stride_at="conv2",
@@ -686,7 +696,14 @@ registry.register(
     plan_residual_preset,
     **_BLOCK,
     channel_fields=("out", "width"),
-    example={"type": "bottleneck", "out": 16, "groups": 2, "width": 8, "stride": 2},
+    example={
+        "type": "bottleneck",
+        "out": 16,
+        "groups": 2,
+        "width": 8,
+        "stride": 2,
+        "se": {"type": "squeeze_excite", "ratio": 0.25},
+    },
 )
 registry.register(
     PreActBasicSpec,

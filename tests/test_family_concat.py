@@ -17,8 +17,8 @@ from torchvision.models import shufflenetv2
 import zoo
 from tests.test_reference_parity import assert_same_network
 from zoo.errors import ZooError
+from zoo.expansion import expanded
 from zoo.nn import Concat
-from zoo.spec.expand import expanded
 
 # torchvision's Inception v3 without its auxiliary classifier (out of scope: its keys are dropped
 # from the checkpoints) and without the input transform meant for its checkpoints' preprocessing.

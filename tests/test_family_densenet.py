@@ -14,7 +14,7 @@ from torchvision.models.densenet import _DenseBlock
 import zoo
 from tests.test_reference_parity import assert_same_network, randomize_norm_statistics
 from zoo.errors import ZooError
-from zoo.spec.expand import expanded
+from zoo.expansion import expanded
 from zoo.spec.scaling import ScaleSpec
 
 WEIGHTS = {

@@ -388,7 +388,7 @@ def _cmd_resolve(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     spec = validate(located)
     trace(spec, depth=0)  # only a spec that builds is printed
     if args.expand:
-        from zoo.spec.expand import expanded
+        from zoo.expansion import expanded
 
         data = expanded(spec).model_dump(mode="json", exclude_defaults=True)
         out.write(resolved_yaml(located, data))

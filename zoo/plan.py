@@ -106,6 +106,17 @@ class PlanContext:
     """Input channels of the residual blocks being planned, innermost last."""
     drop_rates: list[DropRate] = field(default_factory=list)
     """The blocks in the network's stochastic depth schedule, in network order."""
+    planned_expansions: dict[SpecPath, list[Any]] = field(default_factory=dict)
+    """The generic spec of each copy of a preset that expands given its input (an inverted
+    residual's width follows its input channels), by the preset's spec path: what
+    ``zoo resolve --expand`` writes for it."""
+
+    def expanded_for(self, preset: Any, path: SpecPath, *args: Any) -> Any:
+        """``preset.expand_for(*args)``, the generic block of one copy of a preset whose layout
+        depends on its input, recorded for ``zoo resolve --expand``."""
+        generic = preset.expand_for(*args)
+        self.planned_expansions.setdefault(path, []).append(generic)
+        return generic
 
     def schedule_stochastic_depth(self) -> DropRate:
         """A place in the network's stochastic depth schedule, for the next block."""
@@ -330,6 +341,8 @@ class NetworkPlan:
 
     root: LayerPlan
     input_shape: Shape
+    planned_expansions: dict[SpecPath, list[Any]] = field(default_factory=dict)
+    """See :attr:`PlanContext.planned_expansions`."""
 
     def materialize(self) -> ZooNet:
         """The network's modules, with PyTorch's default initialization, on the default device."""
@@ -369,7 +382,7 @@ def plan_spec(spec: ModelSpec, input_shape: Shape | None = None) -> NetworkPlan:
     root = container(
         name, "model", shape, plans, lambda named: zoo_nn().ZooNet(named, name, input_shape)
     )
-    return NetworkPlan(root, input_shape)
+    return NetworkPlan(root, input_shape, ctx.planned_expansions)
 
 
 def schedule_stochastic_depth(spec: ModelSpec, rates: Sequence[DropRate]) -> None:

@@ -276,7 +276,8 @@ def plan_inverted(
     """Plan an inverted residual preset as the residual block it expands to on its input
     channels (shown in traces by its own type)."""
     channels, _, _ = spatial(shape, ctx, path, spec.type)
-    return plan_residual(spec.expand_for(channels), shape, ctx, path, first, spec.type)
+    generic = ctx.expanded_for(spec, path, channels)
+    return plan_residual(generic, shape, ctx, path, first, spec.type)
 
 
 _BLOCK = {"block": True, "combinator": True}

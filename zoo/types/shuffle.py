@@ -132,4 +132,5 @@ def plan_shufflenet_v2_unit(
             f"set out: {channels}, or give the unit a stride",
             "channels",
         )
-    return plan_concat(spec.expand_for(channels, stride), shape, ctx, path, first, spec.type)
+    generic = ctx.expanded_for(spec, path, channels, stride)
+    return plan_concat(generic, shape, ctx, path, first, spec.type)

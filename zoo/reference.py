@@ -46,7 +46,9 @@ def json_schema() -> dict[str, Any]:
         "type": "string",
         "description": (
             "Inherit from a shipped spec (by name) or a YAML file (relative path); this file's "
-            "mappings merge into the base, lists replace it, and {index: ...} mappings patch a list."
+            "mappings merge into the base and a list replaces the base list; a mapping where the "
+            "base has a list edits it: {index: ...} patches items, $insert/$delete/$replace/"
+            "$append change the list."
         ),
     }
     # A variant (with `extends`) is a partial spec: same fields and hover docs, nothing required.

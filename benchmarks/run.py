@@ -10,7 +10,11 @@ of several repeats), because absolute times on shared machines are noise.
 3. torch.compile(fullgraph=True) and torch.export.export on every shipped spec;
 4. build time: zoo.build against the torchvision constructor;
 5. CLI start-up: each command that builds no model, run as the real console script, against
-   `python -c "import torch"` (wall time and peak memory of each child process).
+   `python -c "import torch"` (wall time and peak memory of each child process);
+6. memory: zoo's liveness analysis (zoo.memory) against the peaks PyTorch's CPU allocator reports
+   to torch.profiler, for inference and for a training step, at batch 8;
+7. latency: `zoo bench --latency`'s timings (median and IQR after warm-up) taken twice over, and
+   a cold first call against them.
 
 `python benchmarks/run.py --only SECTION` re-measures one section and merges it into report.json
 (the others are kept); `--render` rewrites report.md from report.json without measuring.
@@ -324,12 +328,100 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+MEMORY_SPECS = (
+    ("resnet18",) if QUICK else ("resnet18", "resnet50", "vgg16", "googlenet", "mobilenet_v2")
+)
+"""The specs the memory analysis is held to: within MEMORY_GOAL of the measured peaks."""
+MEMORY_OTHERS = ("lenet",) if QUICK else ("convnext_tiny", "lenet")
+"""Specs outside the goal, measured as well: layouts and channel counts the goal specs lack."""
+MEMORY_BATCH = 8
+MEMORY_GOAL = 0.15
+
+
+def bench_memory() -> list[dict[str, Any]]:
+    """Estimated against measured memory peaks, each spec at its own input size, batch 8, CPU.
+
+    Measured: every allocation and free that PyTorch's CPU allocator reports to torch.profiler
+    (zoo.bench.measure_memory), operators' workspace included; estimated: zoo.memory's replay of
+    the plan, which allocates nothing (its time is `estimate_ms`)."""
+    from zoo.bench import measure_memory
+    from zoo.memory import estimate_memory
+
+    rows = []
+    for name in (*MEMORY_SPECS, *MEMORY_OTHERS):
+        spec = zoo.load_spec(name)
+        shape = (MEMORY_BATCH, spec.input.channels, *_size(spec))
+        start = time.perf_counter()
+        estimate = estimate_memory(spec, shape)
+        estimate_ms = (time.perf_counter() - start) * 1000
+        measured = measure_memory(zoo.build(spec), shape)
+        mb = 1e6
+        rows.append(
+            {
+                "model": name,
+                "input": "x".join(map(str, shape)),
+                "goal": "yes" if name in MEMORY_SPECS else "no",
+                "weights_mb": estimate.weight_bytes / mb,
+                "infer_estimate_mb": estimate.inference_peak_bytes / mb,
+                "infer_measured_mb": measured.inference_peak_bytes / mb,
+                "infer_ratio": estimate.inference_peak_bytes / measured.inference_peak_bytes,
+                "infer_act_ratio": estimate.inference_activation_bytes
+                / measured.inference_activation_bytes,
+                "train_estimate_mb": estimate.train_peak_bytes / mb,
+                "train_measured_mb": measured.train_peak_bytes / mb,
+                "train_ratio": estimate.train_peak_bytes / measured.train_peak_bytes,
+                "train_act_ratio": estimate.train_activation_bytes
+                / measured.train_activation_bytes,
+                "estimate_ms": estimate_ms,
+            }
+        )
+    return rows
+
+
+LATENCY_SPECS = ("resnet18",) if QUICK else ("resnet18", "mobilenet_v2", "resnet50")
+
+
+def bench_latency() -> list[dict[str, Any]]:
+    """`zoo bench --latency` twice over on one model (default warm-up and repeats, batch 1,
+    224x224, CPU): the two medians should agree where one cold call does not."""
+    from zoo.bench import DEFAULT_REPEAT, DEFAULT_WARMUP, measure_latency, time_calls
+
+    rows = []
+    for name in LATENCY_SPECS:
+        model = zoo.build(name)
+        shape = (1, 3, 224, 224)
+        x = torch.randn(shape)
+        model.eval()
+        with torch.no_grad():
+            cold = time_calls(lambda model=model, x=x: model(x), warmup=0, repeat=1).median_ms
+        runs = [measure_latency(model, shape) for _ in range(2)]
+        for mode, index in (("forward", 0), ("forward+backward", 1)):
+            first, second = (run[index] for run in runs)
+            rows.append(
+                {
+                    "model": name,
+                    "mode": mode,
+                    "warmup": DEFAULT_WARMUP,
+                    "repeat": DEFAULT_REPEAT,
+                    "median_ms": first.median_ms,
+                    "iqr_ms": first.iqr_ms,
+                    "rerun_median_ms": second.median_ms,
+                    "rerun_ratio": max(first.median_ms, second.median_ms)
+                    / min(first.median_ms, second.median_ms),
+                    "cold_first_call_ms": cold if mode == "forward" else None,
+                }
+            )
+    return rows
+
+
 SECTIONS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "tracing": bench_tracing,
     "runtime": bench_runtime,
     "build": bench_build,
     "compile_export": bench_compile_export,
     "cli_startup": bench_cli_startup,
+    "memory": bench_memory,
+    "latency": bench_latency,
 }
 
 
@@ -457,7 +549,77 @@ def render(report: dict[str, Any]) -> str:
         ),
         "",
     ]
+    md += _render_memory(report) + _render_latency(report)
     return "\n".join(md)
+
+
+def _render_memory(report: dict[str, Any]) -> list[str]:
+    if "memory" not in report:
+        return []
+    goal = int(MEMORY_GOAL * 100)
+    return [
+        f"## Memory: zoo's liveness analysis against measured peaks (batch {MEMORY_BATCH}, CPU)",
+        "",
+        "`*_estimate_mb` is `zoo.memory.estimate_memory` (what `zoo bench` shows): a replay of "
+        "the plan that allocates nothing; `*_measured_mb` is every allocation and free PyTorch's "
+        "CPU allocator reports to `torch.profiler` (`zoo.bench.measure_memory`), operator "
+        "workspace included. Inference: weights plus the peak of a `no_grad` forward; training: "
+        "weights, SGD-with-momentum state, and the peak of a steady-state step (forward, "
+        "cross-entropy, backward, `step()`). `*_act_ratio` compares the activation part alone "
+        f"(everything but weights and optimizer state). Goal: within {goal}% for the `goal` "
+        "rows; the others are outside it: ConvNeXt, whose NHWC depthwise convolutions take "
+        "backward workspace the analysis leaves out, and LeNet, whose one input channel and "
+        "6 and 16 channels oneDNN pads to blocks of 16.",
+        "",
+        _table(
+            report["memory"],
+            [
+                "model",
+                "input",
+                "goal",
+                "weights_mb",
+                "infer_estimate_mb",
+                "infer_measured_mb",
+                "infer_ratio",
+                "infer_act_ratio",
+                "train_estimate_mb",
+                "train_measured_mb",
+                "train_ratio",
+                "train_act_ratio",
+                "estimate_ms",
+            ],
+        ),
+        "",
+    ]
+
+
+def _render_latency(report: dict[str, Any]) -> list[str]:
+    if "latency" not in report:
+        return []
+    return [
+        "## Latency: `zoo bench --latency` taken twice (batch 1, 224x224, CPU)",
+        "",
+        "Each timing is the median (and interquartile range) of `repeat` calls after `warmup` "
+        "untimed ones, `zoo bench`'s defaults; `rerun_ratio` is the larger of two such medians "
+        "over the smaller, on the same model one after the other. `cold_first_call_ms` is the "
+        "first forward of a fresh model, which warm-up leaves out.",
+        "",
+        _table(
+            report["latency"],
+            [
+                "model",
+                "mode",
+                "warmup",
+                "repeat",
+                "median_ms",
+                "iqr_ms",
+                "rerun_median_ms",
+                "rerun_ratio",
+                "cold_first_call_ms",
+            ],
+        ),
+        "",
+    ]
 
 
 if __name__ == "__main__":

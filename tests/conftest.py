@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,10 @@ import torch
 from zoo.spec import shipped_spec_names
 
 SPEC_NAMES = shipped_spec_names()
+
+# zoo remembers `zoo list` summaries in the user's cache folder: the tests (and the zoo processes
+# they start, which inherit the environment) keep theirs in a folder of their own.
+os.environ["ZOO_CACHE_DIR"] = tempfile.mkdtemp(prefix="zoo-test-cache-")
 
 # One intra-op thread: with two cores shared by other jobs, torch's second thread is often
 # descheduled and the first waits on it at every op. The model-heavy test files took 210-290 s on

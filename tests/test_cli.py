@@ -19,22 +19,22 @@ run = run_cli
 
 def test_build_trace_depth_one_is_the_notebook_view(capsys) -> None:
     code, out, err = run(capsys, "build", "resnet34", "--trace", "--depth", "1")
-    assert code == 0 and out == ""  # human output goes to stderr
-    for expected in ("[1, 64, 112, 112]", "[1, 64, 56, 56]", "[1, 128, 28, 28]", "[1, 256, 14, 14]",
-                     "[1, 512, 7, 7]", "[1, 1000]", "21,797,672", "3.66 G"):  # fmt: skip
-        assert expected in err
-    assert "layer1.0" not in err
+    assert code == 0 and err == ""  # results go to stdout: plain rows in a pipe
+    for expected in ("1x64x112x112", "1x64x56x56", "1x128x28x28", "1x256x14x14",
+                     "1x512x7x7", "1x1000", "\t513000\t"):  # fmt: skip
+        assert expected in out
+    assert "layer1.0" not in out
 
 
 def test_build_full_trace_shows_nested_paths(capsys) -> None:
-    code, _, err = run(capsys, "build", "specs/resnet18.yaml", "--trace")
+    code, out, _ = run(capsys, "build", "specs/resnet18.yaml", "--trace")
     assert code == 0
-    assert "layer4.0.downsample.0" in err and "11,689,512" in err
+    assert "layer4.0.downsample.0" in out and "\t8393728\t" in out  # layer4's parameters
 
 
 def test_build_tree(capsys) -> None:
-    code, _, err = run(capsys, "build", "resnet18", "--trace", "--tree", "--depth", "2")
-    assert code == 0 and "downsample" not in err and "layer2" in err and "0 basic" in err
+    code, out, _ = run(capsys, "build", "resnet18", "--trace", "--tree", "--depth", "2")
+    assert code == 0 and "downsample" not in out and "layer2" in out and "0 basic" in out
 
 
 def test_build_json_to_stdout_only(capsys) -> None:
@@ -50,8 +50,8 @@ def test_build_json_to_stdout_only(capsys) -> None:
 
 
 def test_build_summary_without_trace(capsys) -> None:
-    code, _, err = run(capsys, "build", "resnet18", "--input", "3x64x64")
-    assert code == 0 and "11,689,512 parameters" in err and "[1, 3, 64, 64] -> [1, 1000]" in err
+    code, out, _ = run(capsys, "build", "resnet18", "--input", "3x64x64")
+    assert code == 0 and "11,689,512 parameters" in out and "[1, 3, 64, 64] -> [1, 1000]" in out
 
 
 def test_output_checkpoint_reloads(capsys, tmp_path: Path) -> None:
@@ -74,9 +74,9 @@ def test_validate_reports_every_problem_with_position(capsys, write_spec) -> Non
     bad = write_spec(
         "name: t\ninput: {channels: 3, size: 8}\nstem:\n  - {type: conv, out: 4, kernal: 3}\n"
     )
-    code, _, err = run(capsys, "validate", "resnet18", str(bad))
+    code, out, err = run(capsys, "validate", "resnet18", str(bad))
     assert code == 1
-    assert "ok resnet18" in err
+    assert "resnet18\tok\t" in out and f"{bad}\tinvalid\t2\t" in out  # the summary
     assert (
         f"{bad}:4:26: stem.0.kernal: unknown field; did you mean 'kernel'? [extra_forbidden]" in err
     )
@@ -106,8 +106,8 @@ def test_list(capsys) -> None:
     rows = {row["name"]: row for row in json.loads(out)}
     assert rows["resnet152"]["params"] == 60_192_808
     assert rows["resnet18"]["input"] == [3, 224, 224]
-    code, _, err = run(capsys, "list")
-    assert code == 0 and "resnet101" in err and "44,549,160" in err
+    code, out, _ = run(capsys, "list")
+    assert code == 0 and "resnet101\t3x224x224\t44549160\t" in out
 
 
 @pytest.mark.parametrize(
@@ -150,7 +150,7 @@ def test_list(capsys) -> None:
         (
             ["bench", "trashnet", "--latency", "--input", "1x3x60000x60000"],
             2,
-            "needs about 4,838.4 GB to time",
+            "needs about 4,881.6 GB to time",
         ),
     ],
 )
@@ -214,8 +214,8 @@ def test_checkpoint_records_the_input_it_was_built_for(capsys, tmp_path: Path) -
     spec = zoo.ModelSpec.model_validate(checkpoint["spec"])
     assert spec.input.size == (40, 36)  # the linear layer's in-features fit 40x36, not 28x28
     zoo.build(spec).load_state_dict(checkpoint["state_dict"])  # strict
-    code, _, err = run(capsys, "build", str(path))  # its own input, not lenet's 28x28
-    assert code == 0 and "[1, 1, 40, 36] -> [1, 10]" in err
+    code, out, _ = run(capsys, "build", str(path))  # its own input, not lenet's 28x28
+    assert code == 0 and "[1, 1, 40, 36] -> [1, 10]" in out
 
 
 def test_build_traces_a_checkpoint_like_its_spec(capsys, tmp_path: Path) -> None:
@@ -273,10 +273,10 @@ def test_build_refuses_a_file_that_is_not_a_zoo_checkpoint(capsys, tmp_path: Pat
 
 
 def test_tree_and_depth_imply_trace(capsys) -> None:
-    code, _, err = run(capsys, "build", "resnet18", "--tree")
-    assert code == 0 and "layer1" in err and "conv1" in err
-    code, _, err = run(capsys, "build", "resnet18", "--depth", "1")
-    assert code == 0 and "layer4" in err and "layer4.0" not in err
+    code, out, _ = run(capsys, "build", "resnet18", "--tree")
+    assert code == 0 and "layer1" in out and "conv1" in out
+    code, out, _ = run(capsys, "build", "resnet18", "--depth", "1")
+    assert code == 0 and "layer4" in out and "layer4.0" not in out
 
 
 def test_output_files_are_text_not_markup(capsys, tmp_path: Path) -> None:

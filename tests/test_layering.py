@@ -90,7 +90,8 @@ TORCH_FREE = [
         "zoo.cli",
         "zoo.bench",
         "zoo.render",
-        "zoo.diff",
+        "zoo.compare",
+        "zoo.display",
         "zoo.reference",
         "zoo.plot",
     )

@@ -113,7 +113,7 @@ def test_too_small_input_is_a_located_error() -> None:
     with pytest.raises(ZooError) as info:
         zoo.trace("notebook_resnet96", (1, 3, 64, 64))
     [problem] = info.value.problems
-    assert problem.file.endswith("notebook_resnet96.yaml") and problem.line == 48
+    assert problem.file.endswith("notebook_resnet96.yaml") and problem.line == 49
     assert problem.path == "stages.3.layers.1"
     assert "turns a 512x2x2 input into 512x0x0" in problem.message
 

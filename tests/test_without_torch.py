@@ -110,7 +110,7 @@ def test_building_says_torch_is_needed_and_nothing_else_breaks() -> None:
         "import zoo",
         "import zoo; zoo.ModelSpec; zoo.ZooError; zoo.register_layer",
         "import zoo; zoo.trace(zoo.load_spec('googlenet'), (8, 3, 512, 512))",
-        "import zoo.cli, zoo.diff, zoo.render, zoo.bench, zoo.reference, zoo.plan",
+        "import zoo.cli, zoo.compare, zoo.display, zoo.render, zoo.bench, zoo.reference, zoo.plan",
     ],
 )
 def test_import_zoo_imports_no_torch(code: str) -> None:

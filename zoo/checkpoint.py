@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ExitCode, Problem, ZooError, usage_error
-from zoo.files import file_kind, open_regular, output_path, write_atomically
+from zoo.files import output_path, write_atomically
 from zoo.shapes import Shape, fmt, pair
+from zoo.weights import FORMAT, describe_shape, read_torch_file
 
 if TYPE_CHECKING:
     import torch
@@ -32,13 +32,8 @@ if TYPE_CHECKING:
     from zoo.spec import ModelSpec
     from zoo.spec.load import SpecLike
 
-FORMAT = "zoo/1"
-"""The ``format`` tag of the checkpoints this zoo writes and reads."""
-
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
 """``zoo build`` reads an argument whose name ends in one of these (any case) as a checkpoint."""
-
-_ROOM = 2**26  # beside the weights: the spec and the archive's record of each tensor
 
 _LISTED = 4  # keys named per kind of mismatch; a whole network's keys would not fit on one line
 
@@ -212,7 +207,7 @@ def _mismatch(spec: ModelSpec, input_shape: Shape | None, state: Mapping[str, An
     if unexpected:
         parts.append(f"unexpected {_listed(unexpected)}")
     misshaped = [
-        f"{key} ({_shape(got[key])} where the model has {_shape(shape)})"
+        f"{key} ({describe_shape(got[key])} where the model has {describe_shape(shape)})"
         for key, shape in expected.items()
         if key in got and got[key] != shape
     ]
@@ -224,12 +219,6 @@ def _mismatch(spec: ModelSpec, input_shape: Shape | None, state: Mapping[str, An
 def _listed(items: list[str]) -> str:
     shown = ", ".join(items[:_LISTED])
     return shown if len(items) <= _LISTED else f"{shown} and {len(items) - _LISTED} more"
-
-
-def _shape(shape: tuple[int, ...] | None) -> str:
-    if shape is None:
-        return "not a tensor"
-    return fmt(shape) if shape else "a scalar"
 
 
 # --------------------------------------------------------------------------- reading
@@ -245,74 +234,15 @@ def _not_a_checkpoint(path: Path, what: str) -> ZooError:
     )
 
 
-_PICKLED_OBJECT = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
-
-
-def _unreadable(exc: Exception) -> str:
-    """Why ``torch.load(weights_only=True)`` failed, in a few words (torch's own messages are
-    paragraphs, with terminal escapes)."""
-    found = _PICKLED_OBJECT.search(str(exc))
-    if found:
-        return (
-            f"it holds Python objects ({found[1]}), not only tensors (a pickled module?), and "
-            "zoo runs no code from a file"
-        )
-    lines = str(exc).strip().splitlines()
-    first = lines[0].split(". ")[0] if lines else ""
-    return (
-        "torch.load cannot read it: it is truncated, damaged or not a PyTorch file "
-        f"({type(exc).__name__}{': ' + first if first else ''})"
-    )
-
-
-def _io_error(path: Path, message: str, kind: str = "io") -> ZooError:
-    return ZooError(Problem(message, str(path), kind=kind), ExitCode.IO_ERROR)
-
-
-def _refuse_irregular(path: Path, mode: int) -> None:
-    """Refuse anything but a regular file: reading a FIFO blocks and a device never ends."""
-    kind = file_kind(mode)
-    if kind is not None:
-        raise _io_error(path, f"it is {kind}; give a checkpoint file (.pt)")
-
-
-def _refuse_large(path: Path, size: int, force: bool) -> None:
-    """Refuse a file larger than the weights :func:`zoo.build` makes without ``force`` (it is
-    read whole into memory), unless ``force``."""
-    from zoo.compiler import MAX_WEIGHT_BYTES
-
-    if size > MAX_WEIGHT_BYTES + _ROOM and not force:
-        raise _io_error(
-            path,
-            f"the file is {size / 2**30:,.1f} GiB, more than the {MAX_WEIGHT_BYTES / 2**30:g} GiB "
-            "limit on weights; pass force=True (--force) to load it anyway",
-            "too_large",
-        )
-
-
 def read_checkpoint(path: Path, force: bool = False) -> Checkpoint:
     """Read a checkpoint's spec (validated) and weights (on the CPU), checking the file like a
     spec file: a regular file (before it is opened, and again once it is), no larger than the
     weights ``zoo.build`` makes unless ``force``. Raises :class:`ZooError` located at ``path``."""
-    import torch
+    from zoo import compiler  # its limit read now: tests lower it
 
-    def check(info: os.stat_result) -> None:
-        _refuse_irregular(path, info.st_mode)
-        _refuse_large(path, info.st_size, force)
-
-    try:
-        with open_regular(path, check) as handle:
-            try:
-                data = torch.load(handle, map_location="cpu", weights_only=True)
-            except OSError:
-                raise  # the disk failed, not the format
-            except Exception as exc:  # torch raises anything from zipfile, pickle and itself
-                raise _not_a_checkpoint(path, _unreadable(exc)) from None
-    except FileNotFoundError:
-        raise _io_error(path, "no such file", "not_found") from None
-    except OSError as exc:
-        raise _io_error(path, f"cannot read the file: {exc.strerror or exc}") from None
-    return _checkpoint(path, data)
+    return _checkpoint(
+        path, read_torch_file(path, force, compiler.MAX_WEIGHT_BYTES, _not_a_checkpoint)
+    )
 
 
 def _checkpoint(path: Path, data: Any) -> Checkpoint:

@@ -1,6 +1,9 @@
 """The ``zoo`` command: build, trace, validate and list specs.
 
-Human output (tables, progress, errors) goes to stderr; ``--json`` writes only JSON to stdout.
+Results go to stdout: on a terminal as tables fitted to its width (numbers never cut), in a pipe or
+a file as plain rows (a header line, then one tab-separated line per row, exact numbers);
+``--json``/``--csv`` write only JSON/CSV there. Diagnostics (problems, warnings, progress, "saved
+FILE") go to stderr.
 A reader that closes either stream early (``| head``) ends that output quietly but never changes
 the exit code; any other failure to write stdout (closed, full) is one line and exit code 3.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import difflib
 import errno
 import io
 import json
@@ -19,12 +23,12 @@ import signal
 import sys
 import warnings
 from collections.abc import Sequence
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from zoo.errors import ExitCode, Problem, ZooError, ZooWarning, usage_error
 from zoo.files import Interrupted, output_path, writable_target
@@ -36,6 +40,7 @@ EXIT_CODES = """\
 exit codes:
   0  success
   1  invalid spec: YAML syntax, validation or shape error (each reported as file:line:col: path: message)
+     weights that do not fit the spec's model (--weights: a line per key); a model export refuses
   2  invalid command line (unknown option, malformed --input, a --device this machine lacks, ...)
   3  a file could not be found, read or written (zoo refuses to write over anything but a
      regular file, and over the command's own inputs); standard output is closed or full
@@ -94,13 +99,111 @@ def _command(
     )
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, read only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> NoReturn:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("zoo")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            text = "unknown (not installed; pip install -e .)"
+        sys.stdout.write(f"zoo {text}\n")
+        parser.exit()
+
+
+_SHELLS = ("bash", "zsh", "fish")
+_SPEC_ARGUMENTS = ("spec", "specs", "a", "b", "patterns")
+"""The positional arguments that name specs: their values complete to spec names and files."""
+
+
+def _spec_completer(prefix: str, **kwargs: Any) -> list[str]:
+    """argcomplete's completer for SPEC: spec names (shipped and on the search path), then the
+    spec files, checkpoints and folders that ``prefix`` starts."""
+    from argcomplete.completers import FilesCompleter
+
+    from zoo.spec.load import spec_names
+
+    files = FilesCompleter(("yaml", "yml", "pt", "pth"), directories=True)(prefix)
+    if "/" in prefix:  # a path: names are bare words
+        return list(files)
+    return [e.name for e in spec_names() if e.name.startswith(prefix)] + list(files)
+
+
+def _complete_spec_names(parser: argparse.ArgumentParser) -> None:
+    """Give every SPEC argument of every command the spec-name completer (argcomplete reads an
+    argument's ``completer`` attribute; nothing is imported until a shell asks)."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for command in commands.choices.values():
+        for action in command._actions:
+            if action.dest in _SPEC_ARGUMENTS and not action.option_strings:
+                action.completer = _spec_completer  # type: ignore[attr-defined]
+
+
+def _count(minimum: int) -> Any:
+    """An argparse type: an integer of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _add_bench_timing(bench: argparse.ArgumentParser) -> None:
+    """``zoo bench``'s options for --latency and the training memory figure."""
+    from zoo.bench import DEFAULT_REPEAT, DEFAULT_WARMUP
+    from zoo.memory import DEFAULT_OPTIMIZER, OPTIMIZERS
+
+    bench.add_argument(
+        "--warmup",
+        type=_count(0),
+        metavar="N",
+        help=f"--latency: untimed calls before timing each mode (default {DEFAULT_WARMUP})",
+    )
+    bench.add_argument(
+        "--repeat",
+        type=_count(1),
+        metavar="N",
+        help=f"--latency: timed calls of each mode; the median and IQR are over them "
+        f"(default {DEFAULT_REPEAT})",
+    )
+    bench.add_argument(
+        "--threads",
+        type=_count(1),
+        metavar="N",
+        help="--latency: torch's intra-op threads (default: torch's, recorded in the output)",
+    )
+    bench.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=DEFAULT_OPTIMIZER,
+        help="optimizer whose state the training memory counts: sgd (none), momentum (SGD with "
+        f"momentum: one copy of the weights), adam (two) (default {DEFAULT_OPTIMIZER})",
+    )
+
+
 def _parser() -> _Parser:
     parser = _Parser(
         prog="zoo",
         description="Define, inspect and compare convolutional architectures from YAML specs.",
         epilog=EXIT_CODES
-        + "\nSPEC is a path to a YAML file or the name of a shipped spec (see `zoo list`).",
+        + "\nSPEC is a path to a YAML file or a spec name: NAME.yaml in the current folder, then in"
+        + "\neach ZOO_SPEC_PATH folder, then a shipped spec (see `zoo list`). Results go to stdout"
+        + "\n(a table on a terminal, tab-separated rows in a pipe); diagnostics to stderr.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action=_Version, help="print zoo's version (from its package metadata)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -115,7 +218,7 @@ def _parser() -> _Parser:
         "load its weights instead of initializing fresh ones.",
     )
     build.add_argument(
-        "spec", metavar="SPEC", help="YAML path, shipped spec name, or a zoo checkpoint (.pt/.pth)"
+        "spec", metavar="SPEC", help="YAML path, spec name, or a zoo checkpoint (.pt/.pth)"
     )
     build.add_argument(
         "--trace", action="store_true", help="print one row per layer (output shape, params, MACs)"
@@ -140,6 +243,13 @@ def _parser() -> _Parser:
         help="save the weights and the spec: a checkpoint that `zoo build FILE.pt` and zoo.load read",
     )
     build.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="load these weights instead of initializing (a state_dict saved by torchvision, timm "
+        "or torch.save, a training checkpoint holding one, or a zoo checkpoint): builds the model "
+        "(--device, default cpu); keys that do not fit are listed with the nearest names, exit 1",
+    )
+    build.add_argument(
         "--device", metavar="DEVICE", help="materialize the model on this device (cpu, cuda, ...)"
     )
     build.add_argument(
@@ -156,9 +266,7 @@ def _parser() -> _Parser:
         description="Validate each SPEC and infer its shapes (nothing is built); report all problems "
         "found.",
     )
-    validate.add_argument(
-        "specs", metavar="SPEC", nargs="+", help="YAML paths or shipped spec names"
-    )
+    validate.add_argument("specs", metavar="SPEC", nargs="+", help="YAML paths or spec names")
     validate.add_argument(
         "--json", action="store_true", help="write results and problems as JSON to stdout"
     )
@@ -171,7 +279,7 @@ def _parser() -> _Parser:
         description="Resolve SPEC's extends: chain and --set overrides, validate the result, and "
         "print it as plain YAML that builds the same model.",
     )
-    resolve.add_argument("spec", metavar="SPEC", help="YAML path or shipped spec name")
+    resolve.add_argument("spec", metavar="SPEC", help="YAML path or spec name")
     resolve.add_argument(
         "--expand",
         action="store_true",
@@ -183,7 +291,17 @@ def _parser() -> _Parser:
     listing = _command(
         sub,
         "list",
-        help="list the shipped specs with their parameters and multiply-adds",
+        help="list the specs zoo finds by name, with their parameters and multiply-adds",
+        description="List the specs that SPEC names reach: yours (*.yaml in the current folder, "
+        "then in each ZOO_SPEC_PATH folder; the first of a name wins, before a shipped one) and "
+        "the shipped ones, with where each was found.",
+    )
+    listing.add_argument(
+        "patterns",
+        metavar="PATTERN",
+        nargs="*",
+        help="only the specs whose names match one of these shell-style wildcards "
+        "(quote them: 'resnet*', '*_bn', 'vgg1?')",
     )
     listing.add_argument("--json", action="store_true", help="write the list as JSON to stdout")
 
@@ -191,13 +309,17 @@ def _parser() -> _Parser:
         sub,
         "bench",
         help="parameters, multiply-adds, memory and (--latency) speed of specs, side by side",
-        description="Compare specs: parameters, multiply-adds, weight and activation memory (float32 "
-        "estimates, from shape inference: no weights allocated), and with --latency the median "
-        "forward and forward+backward time after warm-up. The table goes to stderr; --json/--csv "
-        "go to stdout.",
+        description="Compare specs: parameters, multiply-adds, and the float32 memory peaks of "
+        "inference and of a training step (weights, optimizer state, activations, gradients), from "
+        "a liveness analysis of the plan: no weights allocated. With --latency, the median and "
+        "interquartile range of --repeat forward and forward+backward calls after --warmup ones, "
+        "and the torch thread count. Results go to stdout: --json, --csv, or a table "
+        "(tab-separated rows in a pipe).",
     )
-    bench.add_argument("specs", metavar="SPEC", nargs="*", help="YAML paths or shipped spec names")
-    bench.add_argument("--all", action="store_true", help="every shipped spec")
+    bench.add_argument("specs", metavar="SPEC", nargs="*", help="YAML paths or spec names")
+    bench.add_argument(
+        "--all", action="store_true", help="every spec `zoo list` lists (shipped and yours)"
+    )
     bench.add_argument(
         "--input", metavar="[N]xCxHxW", help="input shape for every spec (default: each spec's)"
     )
@@ -211,6 +333,7 @@ def _parser() -> _Parser:
         "--latency", action="store_true", help="also time forward and forward+backward"
     )
     bench.add_argument("--device", help="device for --latency (default cpu; cuda, ...)")
+    _add_bench_timing(bench)
     output = bench.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="write rows as JSON to stdout")
     output.add_argument("--csv", action="store_true", help="write rows as CSV to stdout")
@@ -228,25 +351,38 @@ def _parser() -> _Parser:
         "diff",
         help="compare two specs stage by stage, and the spec fields that differ",
     )
-    diff.add_argument("a", metavar="A", help="YAML path or shipped spec name")
-    diff.add_argument("b", metavar="B", help="YAML path or shipped spec name")
+    diff.add_argument("a", metavar="A", help="YAML path or spec name")
+    diff.add_argument("b", metavar="B", help="YAML path or spec name")
     diff.add_argument(
         "--input", metavar="[N]xCxHxW", help="input shape for both (default: each spec's)"
     )
     diff.add_argument("--json", action="store_true", help="write the comparison as JSON to stdout")
+
+    _add_export(sub)
 
     _command(
         sub,
         "schema",
         help="print the JSON Schema of the spec format (for editor completion)",
     )
+
+    completion = _command(
+        sub,
+        "completion",
+        help="print the shell completion script for bash, zsh or fish",
+        description="Print a script that completes zoo's commands, options and spec names "
+        "(argcomplete). Load it in your shell's start-up file: bash: eval \"$(zoo completion "
+        'bash)"; zsh: eval "$(zoo completion zsh)"; fish: zoo completion fish | source.',
+    )
+    completion.add_argument("shell", choices=_SHELLS, help="the shell to complete in")
+    _complete_spec_names(parser)
     return parser
 
 
 # --------------------------------------------------------------------------- commands
 def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from zoo.checkpoint import is_checkpoint_name, read_checkpoint, save
-    from zoo.render import human, shape_text, trace_table, trace_tree
+    from zoo.render import emit, human, shape_text, trace_listing, trace_tree
     from zoo.spec import load_spec
     from zoo.tracing import trace
 
@@ -261,8 +397,13 @@ def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
             "leave out --set, or build the changed spec from its YAML file",
             file="zoo",
         )
+    if from_checkpoint and args.weights is not None:
+        raise usage_error(
+            "a checkpoint brings its own weights; give --weights with a spec (YAML or name)",
+            file="zoo",
+        )
     # checked before any work; torch is imported only when a model is built
-    building = output is not None or args.device is not None
+    building = output is not None or args.device is not None or args.weights is not None
     if building:
         from zoo.compiler import build, resolve_device
 
@@ -273,23 +414,47 @@ def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
             "leave out --device meta, or use --device cpu",
             file="zoo",
         )
+    if args.weights is not None and device.type == "meta":
+        raise usage_error(
+            "--weights loads tensors, and --device meta holds none (shapes only); "
+            "leave out --device meta, or use --device cpu",
+            file="zoo",
+        )
     checkpoint = read_checkpoint(Path(args.spec), args.force) if from_checkpoint else None
     if checkpoint is not None:
         spec, inputs = checkpoint.spec, [args.spec]
     else:
         spec = load_spec(args.spec, args.overrides)
         inputs = spec_files(spec)
+    weights = _read_weights(args.weights, args.force) if args.weights is not None else None
+    if weights is not None:
+        inputs.append(args.weights)  # --output never writes over the weights it converts
     if output is not None:
         writable_target(output, inputs)  # refused now, not after a long build
     # validates shapes; costs nothing at any input size
     result = trace(spec, dims, depth=args.depth)
+    if dims is not None and checkpoint is None:
+        _note_input_changes(spec, dims, err)
     if checkpoint is not None and not building:
         checkpoint.check(result.input[1:])  # the rows traced are those of the saved weights
     if building:
         if checkpoint is not None:  # the saved weights, not fresh ones
             model = checkpoint.model(device, result.input[1:])
         else:  # build() refuses oversized weights (unless --force) before allocating
-            model = build(spec, device=device, input_shape=result.input[1:], force=args.force)
+            model = build(
+                spec,
+                device=device,
+                input_shape=result.input[1:],
+                force=args.force,
+                weights=weights,
+            )
+            if weights is not None:
+                err.print(
+                    _loaded(weights, model, spec.name),
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
         if output is not None:
             # the spec the model was built from, its input set to the one built for
             save(model, output, spec, inputs=inputs)
@@ -297,16 +462,19 @@ def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     if args.json:
         out.write(json.dumps(result.to_dict()) + "\n")
     elif args.trace or args.tree or args.depth is not None:  # --tree and --depth imply --trace
-        err.print(trace_tree(result) if args.tree else trace_table(result))
+        emit(results_console(out), trace_tree(result) if args.tree else trace_listing(result))
     else:
-        err.print(
-            f"[bold]{result.name}[/]: {result.params:,} parameters, {human(result.macs)} MACs, "
+        summary = Text(result.name, style="bold")
+        summary.append(
+            f": {result.params:,} parameters, {human(result.macs)} MACs, "
             f"{shape_text(result.input)} -> {shape_text(result.output)}"
         )
+        emit(results_console(out), summary)
     return ExitCode.OK
 
 
 def _cmd_validate(args: argparse.Namespace, err: Console, out: Stdout) -> int:
+    from zoo.render import Column, Listing, emit, human, number, text
     from zoo.spec import load_spec
     from zoo.tracing import trace
 
@@ -330,54 +498,119 @@ def _cmd_validate(args: argparse.Namespace, err: Console, out: Stdout) -> int:
             status = max(status, failure.exit_code)
             entry = {"ok": False, "problems": [p.to_dict() for p in failure.problems]}
         results.append({"spec": name, **entry, "warnings": [p.to_dict() for p in found]})
-        if not args.json:
+        if not args.json:  # diagnostics as each spec is checked; the summary at the end
             _report_warnings(found, err)
-            if failure is None:
-                err.print(f"[green]ok[/] {escape(name)}: {result.params:,} parameters")
-            else:
+            if failure is not None:
                 _report(failure, err)
     if args.json:
         out.write(json.dumps(results) + "\n")
+        return status
+    summary = Listing(
+        title="zoo validate",
+        columns=[
+            text("spec", "Spec", 12),
+            Column("status", "Status"),
+            number("problems", "Problems"),
+            number("warnings", "Warnings"),
+            number("params", "Params"),
+            number("macs", "MACs", human),
+        ],
+        rows=[
+            (
+                r["spec"],
+                "ok" if r["ok"] else "invalid",
+                len(r["problems"]),
+                len(r["warnings"]),
+                r.get("params"),
+                r.get("macs"),
+            )
+            for r in results
+        ],
+        styles=["green" if r["ok"] else "red" for r in results],
+    )
+    emit(results_console(out), summary)
     return status
 
 
 def _cmd_list(args: argparse.Namespace, err: Console, out: Stdout) -> int:
-    from zoo.render import human
-    from zoo.spec import load_spec, shipped_spec_names
-    from zoo.tracing import trace
+    from zoo.render import Column, Listing, emit, human, number, text
+    from zoo.spec.load import catalogue, find_named
+    from zoo.summaries import SummaryCache
 
+    entries, unreadable = catalogue()
+    _report_unreadable(unreadable, err)
+    status = ExitCode.OK
+    if args.patterns:
+        chosen = [e for e in entries if any(fnmatchcase(e.name, p) for p in args.patterns)]
+        for pattern in args.patterns:
+            if not any(fnmatchcase(e.name, pattern) for e in entries):
+                hint = difflib.get_close_matches(pattern, [e.name for e in entries], n=1)
+                more = f"; did you mean {hint[0]!r}?" if hint else "; run `zoo list` for them all"
+                _report(ZooError(Problem(f"no spec name matches {pattern!r}{more}", "zoo")), err)
+                status = ExitCode.IO_ERROR  # like a spec name that names nothing
+        entries = chosen
     rows = []
-    for name in shipped_spec_names():
-        spec = load_spec(name)
-        result = trace(spec, depth=0)
+    summaries = SummaryCache()  # validating and planning every spec is most of the run: remembered
+    for entry in entries:
+        if not entry.shipped:
+            find_named(entry.name)  # a user spec that hides a shipped one is reported (a warning)
+        try:
+            summary = summaries.summary(entry.path)
+        except ZooError as exc:  # one broken spec of yours is reported; the others are listed
+            _report(exc, err)
+            status = max(status, exc.exit_code)
+            continue
         rows.append(
             {
-                "name": name,
-                "input": list(result.input[1:]),
-                "params": result.params,
-                "macs": result.macs,
-                "description": spec.description,
+                "name": entry.name,
+                "input": list(summary.input),
+                "params": summary.params,
+                "macs": summary.macs,
+                "source": entry.source,
+                "path": str(entry.path),
+                "description": summary.description,
             }
         )
+    summaries.save()
     if args.json:
         out.write(json.dumps(rows) + "\n")
-        return ExitCode.OK
-    table = Table(title="Shipped specs", header_style="bold")
-    table.add_column("Spec")
-    table.add_column("Input")
-    table.add_column("Params", justify="right")
-    table.add_column("MACs", justify="right")
-    table.add_column("Description", overflow="fold")
-    for row in rows:
-        table.add_row(
-            row["name"],
-            "x".join(map(str, row["input"])),
-            f"{row['params']:,}",
-            human(row["macs"]),
-            row["description"],
+        return status
+    listing = Listing(
+        title="zoo specs",
+        columns=[
+            text("name", "Spec", 10),
+            Column("input", "Input"),
+            number("params", "Params"),
+            number("macs", "MACs", human),
+            text("source", "Source", 8),
+            text("description", "Description", 30),
+        ],
+        rows=[
+            [
+                row["name"],
+                tuple(row["input"]),
+                row["params"],
+                row["macs"],
+                row["source"],
+                row["description"],
+            ]
+            for row in rows
+        ],
+    )
+    emit(results_console(out), listing)
+    return status
+
+
+def _report_unreadable(paths: Sequence[Path], err: Console) -> None:
+    """One note for the YAML files of the search path that do not parse (a folder such as /tmp
+    holds many): they may be specs gone wrong, or no specs at all."""
+    if paths:
+        shown = ", ".join(map(str, paths[:3])) + (", ..." if len(paths) > 3 else "")
+        message = (
+            f"left out {len(paths)} YAML file(s) of the spec search path that do not parse "
+            f"({shown}); `zoo validate FILE` says what is wrong"
         )
-    err.print(table)
-    return ExitCode.OK
+        err.print(f"zoo: {message} [unreadable]", markup=False, highlight=False, soft_wrap=True)
 
 
 def _cmd_resolve(args: argparse.Namespace, err: Console, out: Stdout) -> int:
@@ -397,18 +630,33 @@ def _cmd_resolve(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     return ExitCode.OK
 
 
-_LATENCY_COLUMNS = ("latency_ms", "train_latency_ms")
-
-
 def _cmd_bench(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     from rich.progress import Progress
 
-    from zoo.bench import COLUMNS, BenchRow, check_latency_memory, measure_latency, measure_spec
-    from zoo.spec import load_spec, shipped_spec_names
+    from zoo.bench import (
+        COLUMNS,
+        DEFAULT_REPEAT,
+        DEFAULT_WARMUP,
+        LATENCY_COLUMNS,
+        BenchRow,
+        check_latency_memory,
+        measure_latency,
+        measure_spec,
+        with_latency,
+    )
+    from zoo.spec import load_spec
+    from zoo.spec.load import catalogue
+    from zoo.summaries import SummaryCache
 
     if args.all and args.specs:
         raise usage_error("give SPEC names or --all, not both", file="zoo")
-    names = shipped_spec_names() if args.all else args.specs
+    # --all: what `zoo list` shows, by path (a shipped spec's name may be hidden by a user file)
+    if args.all:
+        entries, unreadable = catalogue()
+        _report_unreadable(unreadable, err)
+        names = [str(e.path) for e in entries]
+    else:
+        names = args.specs
     if not names:
         raise usage_error("name at least one SPEC, or --all", file="zoo")
     sort_key = args.sort
@@ -416,8 +664,13 @@ def _cmd_bench(args: argparse.Namespace, err: Console, out: Stdout) -> int:
         raise usage_error(
             f"--sort: unknown column {sort_key!r}; one of {', '.join(COLUMNS)}", file="zoo"
         )
-    if sort_key in _LATENCY_COLUMNS and not args.latency:
+    if sort_key in LATENCY_COLUMNS and not args.latency:
         raise usage_error(f"--sort {sort_key} needs --latency", file="zoo")
+    for option in ("warmup", "repeat", "threads"):
+        if getattr(args, option) is not None and not args.latency:
+            raise usage_error(f"--{option} only matters with --latency", file="zoo")
+    warmup = DEFAULT_WARMUP if args.warmup is None else args.warmup
+    repeat = DEFAULT_REPEAT if args.repeat is None else args.repeat
     plot = output_path(args.plot, "--plot", PLOT_SUFFIXES) if args.plot is not None else None
     if plot is not None:
         writable_target(plot)  # a FIFO or a folder there is refused before measuring anything
@@ -434,25 +687,68 @@ def _cmd_bench(args: argparse.Namespace, err: Console, out: Stdout) -> int:
         device = resolve_device(args.device or "cpu")
     if args.latency and device.type == "meta":
         raise usage_error("--latency needs a device that computes (cpu, cuda)", file="zoo")
+    if args.latency:
+        import torch
+
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
+        threads = torch.get_num_threads()
     rows: list[BenchRow] = []
     inputs: list[str] = []
-    # a progress bar only on a terminal: in a pipe or a log it would leave a blank line
+
+    def counts(spec: Any) -> BenchRow:
+        shape = dims
+        if args.batch is not None:
+            shape = parse_input_shape((args.batch, spec.input.channels, *pair(spec.input.size)))
+        return measure_spec(spec, shape, args.optimizer, args.threads)
+
+    # without --latency or --input (whose notes come from the spec), each row is arithmetic on
+    # the spec alone: remembered (zoo.summaries), so `zoo bench --all` need not plan 83 networks
+    remembered = SummaryCache() if not args.latency and dims is None else None
+    # one step per spec, and with --latency one per call timed or warming up, so the bar moves
+    # while a large model is timed; only on a terminal: in a pipe or a log it leaves a blank line
+    calls = 2 * (warmup + repeat) if args.latency else 0
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
-        task = progress.add_task("bench", total=len(names))
+        task = progress.add_task("bench", total=len(names) * (1 + calls))
         for name in names:
             progress.update(task, description=name)
+            if remembered is not None:  # counts and memory alone: remembered between runs
+                options = {
+                    "batch": args.batch,
+                    "optimizer": args.optimizer,
+                    "threads": args.threads,
+                }
+                found, located = remembered.remember(
+                    name, "bench", options, lambda spec: counts(spec).to_dict()
+                )
+                row = BenchRow(**{**found, "input": tuple(found["input"])})
+                inputs += located_files(located)
+                progress.advance(task)
+                rows.append(row)
+                continue
             spec = load_spec(name)
             inputs += spec_files(spec)
-            if args.batch is not None:
-                dims = parse_input_shape((args.batch, spec.input.channels, *pair(spec.input.size)))
-            row = measure_spec(spec, dims)
+            if args.batch is None and dims is not None:
+                _note_input_changes(spec, dims, err)
+            row = counts(spec)
+            progress.advance(task)
             if args.latency:
                 check_latency_memory(row, device)
                 model = build(spec, device=device, input_shape=row.input[1:])
-                fwd, train = measure_latency(model, row.input, str(device))
-                row = BenchRow(**{**row.to_dict(), "latency_ms": fwd, "train_latency_ms": train})
+
+                def step(mode: str, phase: str, i: int, name: str = name) -> None:
+                    count = warmup if phase == "warm-up" else repeat
+                    progress.update(
+                        task, advance=1, description=f"{name} {mode} {phase} {i + 1}/{count}"
+                    )
+
+                fwd, train = measure_latency(
+                    model, row.input, str(device), repeat, warmup, on_call=step
+                )
+                row = with_latency(row, fwd, train, threads, warmup)
             rows.append(row)
-            progress.advance(task)
+    if remembered is not None:
+        remembered.save()
     if sort_key in ("spec", "input"):
         rows.sort(key=lambda r: getattr(r, sort_key))
     elif sort_key is not None:  # numbers largest first; rows without a value (no --latency) last
@@ -477,47 +773,50 @@ def _cmd_bench(args: argparse.Namespace, err: Console, out: Stdout) -> int:
             )
         out.write(text.getvalue())
     else:
-        err.print(_bench_table(rows, args.latency))
+        from zoo.display import BenchTable
+        from zoo.render import emit
+
+        emit(results_console(out), *BenchTable(tuple(rows), _bench_title(rows)).listings())
     return ExitCode.OK
 
 
-def _bench_table(rows: Sequence[Any], latency: bool) -> Table:
-    from zoo.render import add_stacked_rows, human
+def _bench_title(rows: Sequence[Any]) -> str:
+    """The bench table's title: what its memory columns assume, and how latencies were taken."""
+    from zoo.memory import OPTIMIZER_NAMES
 
-    table = Table(title="zoo bench (memory: float32 estimates)", header_style="bold")
-    for column in ("Spec", "Input", "Params", "MACs", "Weights", "Act. (infer)", "Act. (train)"):
-        table.add_column(column, justify="left" if column in ("Spec", "Input") else "right")
-    if latency:
-        table.add_column("Forward", justify="right")
-        table.add_column("Fwd+bwd", justify="right")
-    cells = []
-    for r in rows:
-        row = [
-            r.spec,
-            "x".join(map(str, r.input)),
-            f"{r.params:,}",
-            human(r.macs),
-            human(r.weight_bytes, "B"),
-            human(r.activation_bytes, "B"),
-            human(r.train_activation_bytes, "B"),
-        ]
-        if latency:
-            row += [f"{r.latency_ms:.1f} ms", f"{r.train_latency_ms:.1f} ms"]
-        cells.append(row)
-    add_stacked_rows(table, cells)
-    return table
+    optimizer = OPTIMIZER_NAMES[rows[0].optimizer] if rows else ""
+    title = f"zoo bench (float32 peaks; training with {optimizer})"
+    timed = [r for r in rows if r.threads is not None]
+    if timed:
+        r = timed[0]
+        title += (
+            f"; latency: median and IQR of {r.repeat} calls after {r.warmup} warm-up, "
+            f"{r.threads} torch thread{'s' if r.threads != 1 else ''}"
+        )
+    return title
+
+
+def _note_input_changes(spec: Any, dims: Sequence[int], err: Console) -> None:
+    """Report, as a note on stderr, the layers whose parameters an ``--input`` changes (a
+    Linear after a flatten): the network built is then not the spec's own."""
+    from zoo.bench import input_param_changes, param_change_note
+
+    changes = input_param_changes(spec, dims)
+    if changes:
+        _report_warnings([param_change_note(spec, dims, changes)], err)
 
 
 def _cmd_diff(args: argparse.Namespace, err: Console, out: Stdout) -> int:
-    from zoo.diff import diff_specs
+    from zoo.compare import diff
 
     dims = parse_input(args.input) if args.input else None
-    result = diff_specs(args.a, args.b, dims)
+    result = diff(args.a, args.b, dims)
     if args.json:
         out.write(json.dumps(result.to_dict()) + "\n")
     else:
-        for renderable in result.render():
-            err.print(renderable)
+        from zoo.render import emit
+
+        emit(results_console(out), *result.render())
     return ExitCode.OK
 
 
@@ -528,6 +827,112 @@ def _cmd_schema(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     return ExitCode.OK
 
 
+def _cmd_completion(args: argparse.Namespace, err: Console, out: Stdout) -> int:
+    import argcomplete
+
+    out.write(argcomplete.shellcode(["zoo"], shell=args.shell))
+    return ExitCode.OK
+
+
+def _add_export(sub: Any) -> None:
+    export = _command(
+        sub,
+        "export",
+        help="write a model as TorchScript, ONNX or a torch.export program",
+        description="Build SPEC (or load a zoo checkpoint, .pt/.pth) and write it for deployment: "
+        "TorchScript (torch.jit.script, .pt), ONNX (torch.onnx.export, .onnx; needs "
+        "pip install 'zoo[onnx]') or an exported program (torch.export, .pt2). The model is in "
+        "eval mode; the batch size stays free, the height and width are the spec's (or --input's). "
+        "The file is written atomically, as --output always is.",
+    )
+    export.add_argument(
+        "spec", metavar="SPEC", help="YAML path, spec name, or a zoo checkpoint (.pt/.pth)"
+    )
+    export.add_argument(
+        "--format",
+        choices=["torchscript", "onnx", "exported-program"],
+        help="what to write (default: from the --output suffix: .pt/.ts, .onnx, .pt2)",
+    )
+    export.add_argument("--output", metavar="FILE", required=True, help="the file to write")
+    export.add_argument(
+        "--weights",
+        metavar="FILE",
+        help="load these weights into SPEC's model first (as `zoo build --weights`)",
+    )
+    export.add_argument(
+        "--input", metavar="[N]xCxHxW", help="input size to export for (the batch stays free)"
+    )
+    export.add_argument(
+        "--force", action="store_true", help="build (or read) even above the 8 GiB weight limit"
+    )
+    _add_set(export)
+
+
+def _cmd_export(args: argparse.Namespace, err: Console, out: Stdout) -> int:
+    from zoo.checkpoint import is_checkpoint_name, read_checkpoint
+    from zoo.export import check_format_available, format_for
+    from zoo.render import human, shape_text
+    from zoo.spec import load_spec
+
+    output = output_path(args.output, "--output")
+    format = format_for(output, args.format)
+    check_format_available(format)  # a missing onnx is reported before anything is built
+    dims = parse_input(args.input) if args.input is not None else None
+    from_checkpoint = is_checkpoint_name(args.spec)
+    if from_checkpoint and (args.overrides or args.weights is not None):
+        raise usage_error(
+            "a checkpoint brings its spec and its weights; leave out --set and --weights, or "
+            "export the spec with them",
+            file="zoo",
+        )
+    checkpoint = read_checkpoint(Path(args.spec), args.force) if from_checkpoint else None
+    if checkpoint is not None:
+        spec, inputs = checkpoint.spec, [args.spec]
+    else:
+        spec = load_spec(args.spec, args.overrides)
+        inputs = spec_files(spec)
+    weights = _read_weights(args.weights, args.force) if args.weights is not None else None
+    if weights is not None:
+        inputs.append(args.weights)
+    writable_target(output, inputs)  # refused now, not after a long export
+    from zoo.compiler import build
+    from zoo.export import export_model
+
+    shape = dims[1:] if dims is not None else None
+    if checkpoint is not None:
+        model = checkpoint.model("cpu", shape)
+    else:
+        model = build(spec, "cpu", shape, force=args.force, weights=weights)
+        if weights is not None:
+            err.print(
+                _loaded(weights, model, spec.name), markup=False, highlight=False, soft_wrap=True
+            )
+    export_model(model, output, format, inputs=inputs)
+    size = human(output.stat().st_size, "B")
+    example = shape_text(("N", *model.input_shape))
+    err.print(f"wrote {output} ({format}, input {example}, {size})", markup=False, highlight=False)
+    return ExitCode.OK
+
+
+def _read_weights(path: str, force: bool) -> Any:
+    """``zoo build --weights``'s file, read before any model is built (a bad file fails fast)."""
+    from zoo.compiler import MAX_WEIGHT_BYTES
+    from zoo.weights import read_weights
+
+    return read_weights(path, force, MAX_WEIGHT_BYTES)
+
+
+def _loaded(weights: Any, model: Any, name: str) -> str:
+    """What ``--weights`` loaded: ``r50.pth: loaded 320 tensors (25,557,032 parameters) into
+    resnet50, from a state_dict``, with how the keys were adapted, if they were."""
+    _, adapted = weights.fit(model, name)
+    params = sum(p.numel() for p in model.parameters())
+    return (
+        f"{weights.path}: loaded {len(weights.state_dict)} tensors into {name} "
+        f"({params:,} parameters), from {weights.source}" + (f"; {adapted}" if adapted else "")
+    )
+
+
 _COMMANDS = {
     "build": _cmd_build,
     "validate": _cmd_validate,
@@ -536,6 +941,8 @@ _COMMANDS = {
     "bench": _cmd_bench,
     "diff": _cmd_diff,
     "schema": _cmd_schema,
+    "export": _cmd_export,
+    "completion": _cmd_completion,
 }
 
 
@@ -641,12 +1048,50 @@ def _stderr_console() -> Console:
     return console
 
 
+class _ResultsFile(io.TextIOBase):
+    """stdout for rich: writes go through :class:`Stdout` (a reader that stops early ends them
+    quietly), and the terminal test is stdout's own."""
+
+    def __init__(self, out: Stdout):
+        self._out = out
+
+    def write(self, text: str) -> int:
+        self._out.write(text)
+        return len(text)
+
+    def flush(self) -> None:  # Stdout.write flushes each write
+        pass
+
+    def isatty(self) -> bool:
+        try:
+            return sys.stdout is not None and sys.stdout.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def fileno(self) -> int:
+        return sys.stdout.fileno()
+
+
+def results_console(out: Stdout) -> Console:
+    """Where a command prints its results: stdout. On a terminal rich fits tables to its width
+    (``COLUMNS`` when set); elsewhere nothing is wrapped (plain rows, a tree, a summary line are
+    each written whole)."""
+    stream = _ResultsFile(out)
+    console = Console(file=stream)
+    if not console.is_terminal:
+        console = Console(file=stream, width=10_000)
+    return console
+
+
 def spec_files(spec: Any) -> list[str]:
     """The files a loaded spec was read from (itself and every base it extends): the inputs no
     output of the command may overwrite."""
     located = getattr(spec, "_located", None)
-    if located is None:
-        return []
+    return [] if located is None else located_files(located)
+
+
+def located_files(located: Any) -> list[str]:
+    """The files resolved spec data was read from (see :func:`spec_files`)."""
     marks = (*located.key_marks.values(), *located.value_marks.values())
     return sorted({located.file, *(file for file, *_ in marks)} - {"--set"})
 
@@ -658,7 +1103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ZooWarning)
         try:
-            args = _parser().parse_args(argv)
+            parser = _parser()
+            if argv is None and "_ARGCOMPLETE" in os.environ:  # a shell's completion asks
+                import argcomplete
+
+                argcomplete.autocomplete(parser)  # answers and exits
+            args = parser.parse_args(argv)
             code = int(_COMMANDS[args.command](args, err, out))
         except ZooError as exc:
             code = int(exc.exit_code)

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
 from zoo.errors import Problem, ZooError, usage_error
-from zoo.nn import ZooNet
-from zoo.plan import NetworkPlan, plan_spec
+from zoo.nn import FeatureInfo, FeatureNet, ZooNet
+from zoo.plan import LayerPlan, NetworkPlan, plan_spec, sequential
 from zoo.shapes import Shape, positive_ints
 from zoo.spec.load import SpecLike, spec_argument
 from zoo.spec.schema import ModelSpec
+from zoo.weights import Weights, load_weights, read_weights
 
 MAX_WEIGHT_BYTES = 8 * 2**30  # materializing more needs force=True (VGG-16 is 0.55 GB in float32)
 
@@ -56,40 +58,104 @@ def build(
     input_shape: Shape | None = None,
     dtype: torch.dtype | str | None = None,
     force: bool = False,
-) -> ZooNet:
+    *,
+    weights: str | os.PathLike[str] | Weights | None = None,
+    features_only: bool = False,
+    out_indices: int | Sequence[int] | None = None,
+) -> ZooNet | FeatureNet:
     """Build the ``nn.Module`` of a spec (object, YAML path, shipped name or mapping).
 
     ``device`` may be ``"cpu"``, ``"cuda"`` or ``"meta"`` (shapes only, no memory);
     ``input_shape`` (C, H, W) overrides the spec's input, which decides the inferred sizes;
     ``dtype`` is a floating ``torch.dtype`` or its name (``"bfloat16"``).
     A model whose weights would take more than ``MAX_WEIGHT_BYTES`` (8 GiB) is refused before
-    any memory is allocated, unless ``force``. Bad arguments raise :class:`ZooError`.
+    any memory is allocated, unless ``force``.
+
+    ``weights`` is a file to load instead of initializing: a ``state_dict`` saved by torchvision,
+    timm or any ``torch.save(model.state_dict(), path)``, a training checkpoint holding one
+    (under ``state_dict``, ``model`` or ``model_state_dict``), or a zoo checkpoint. It is loaded
+    strictly, converted to ``dtype``; weights that do not fit raise
+    :class:`zoo.weights.WeightsMismatch` (a ``ZooError`` listing the missing, unexpected and
+    mis-shaped keys, with the nearest names).
+
+    ``features_only`` returns a :class:`zoo.nn.FeatureNet` instead, whose forward returns a list
+    of feature maps, described by its ``feature_info`` (timm's convention: channels, reduction,
+    module name); the feature points are the last module at each reduction of the input, up to
+    the first layer whose output does not follow the input's size (global pooling, a flatten).
+    ``out_indices`` picks some of them: indices into the points (negative from the end), or an
+    int ``n`` for the last ``n``; the maps come in network order. Weights are loaded into the
+    whole network first, so a classifier's checkpoint serves its features.
+
+    Bad arguments raise :class:`ZooError`.
     """
     device = resolve_device(device)
     dtype = resolve_dtype(dtype)
     if not isinstance(force, bool):
         raise usage_error(f"force must be True or False, got {force!r}")
+    if not isinstance(features_only, bool):
+        raise usage_error(f"features_only must be True or False, got {features_only!r}")
+    if out_indices is not None and not features_only:
+        raise usage_error("out_indices picks feature maps: pass features_only=True with it")
     if input_shape is not None:
         sizes = positive_ints(input_shape, (3,))
         if sizes is None:
             message = f"input_shape must be CxHxW, a tuple of 3 positive ints, got {input_shape!r}"
             raise usage_error(message, "input")
         input_shape = sizes
+    if weights is not None and device.type == "meta":
+        raise usage_error(
+            "weights are tensors, and the meta device holds none (shapes only); "
+            'build on a device that computes (device="cpu")'
+        )
     spec = spec_argument(spec_or_path, "build")
     plan = plan_spec(spec, input_shape)
+    # what could be refused is refused before anything is allocated
+    points = feature_points(spec, plan, out_indices) if features_only else None
+    if weights is not None and not isinstance(weights, Weights):
+        weights = read_weights(weights, force, MAX_WEIGHT_BYTES)
     if device.type == "meta":
         model = _on(plan.materialize, device, dtype)
     else:
         check_weight_memory(plan.root.params, dtype, force)
-        if all(node.reinitializable for _, node in plan.root.walk()):
+        if weights is not None:
+            model = _with_weights(plan, spec, weights, device, dtype)
+        elif all(node.reinitializable for _, node in plan.root.walk()):
             model = _on(plan.materialize, torch.device("meta"), dtype)
             model.to_empty(device=device)
             _reset_parameters(model, spec)
         else:  # e.g. a plugin module that sets its weights in __init__: made where it will live
             model = _on(plan.materialize, device, dtype)
-        initialize(model, spec, plan)
+        if weights is None:
+            initialize(model, spec, plan)
     model.spec = spec  # what zoo.save writes with the weights: a plain attribute, no submodule
+    if points is not None:
+        return feature_net(model, *points)
     return model
+
+
+def _with_weights(
+    plan: NetworkPlan,
+    spec: ModelSpec,
+    weights: Weights,
+    device: torch.device,
+    dtype: torch.dtype | None,
+) -> ZooNet:
+    """The planned network with ``weights`` loaded strictly, on ``device`` in ``dtype``.
+
+    Made on meta, it takes the file's tensors as its own (no initialization that the weights
+    would overwrite at once), then moves and casts them. A network with state that a
+    ``state_dict`` does not hold (non-persistent buffers, a plugin's) is made on ``device`` and
+    initialized instead, and the weights copied in."""
+    model = _on(plan.materialize, torch.device("meta"), dtype)
+    if any(m._non_persistent_buffers_set for m in model.modules()) or not all(
+        node.reinitializable for _, node in plan.root.walk()
+    ):
+        model = _on(plan.materialize, device, dtype)
+        initialize(model, spec, plan)
+        load_weights(model, weights, spec.name)
+        return model
+    load_weights(model, weights, spec.name)
+    return model.to(device=device, dtype=dtype or torch.get_default_dtype())
 
 
 _FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -175,3 +241,175 @@ def check_weight_memory(params: int, dtype: torch.dtype | None, force: bool) -> 
                 kind="too_large",
             )
         )
+
+
+# --------------------------------------------------------------------------- features_only
+PROBE = 2**10 * 3**2 * 5 * 7
+"""Added to the input's height and width to measure each layer's reduction: a module whose
+output grows by ``PROBE / r`` reduces the input ``r`` times (exactly, for strides made of 2s
+up to 1024, 3, 9, 5 and 7), and one whose output does not grow (adaptive pooling) ends the
+feature maps. Planning is arithmetic, so the size costs nothing."""
+
+_FLAT = 0  # the reduction of a module whose output is not a CxHxW map (it ends the maps too)
+
+
+def _reductions(spec: ModelSpec, plan: NetworkPlan) -> dict[str, int | None]:
+    """The reduction of the input's height at every module of the network, by dotted name, up
+    to its first top-level module that gives flat features: ``None`` where the output does not
+    follow the input's size (adaptive pooling), :data:`_FLAT` for flat features.
+
+    The spec, cut before that module, is planned again for an input ``PROBE`` rows and columns
+    larger. Where that plan fails (an input near the size limit), the ratio of heights stands
+    in, rounded to a power of two."""
+    tops = plan.root.children
+    kept = next((i for i, top in enumerate(tops) if len(top.out) != 3), len(tops))
+    walked = [
+        (name, p)
+        for name, p in plan.root.walk()
+        if name.split(".")[0] in {top.name for top in tops[:kept]}
+    ]
+    c, h, w = plan.input_shape
+    if not kept:
+        return {}
+    section, index = tops[kept - 1].source[:2]
+    cut: dict[str, tuple] = {}
+    for name in ("stem", "stages", "head"):
+        if cut or name == section:  # the sections after the last module's are left out
+            cut[name] = getattr(spec, name)[: index + 1] if name == section else ()
+    try:
+        with warnings.catch_warnings():  # the spec's warnings were given by the first plan
+            warnings.simplefilter("ignore")
+            probe = plan_spec(spec.model_copy(update=cut), (c, h + PROBE, w + PROBE))
+    except ZooError:
+        return {
+            name: 2 ** round(math.log2(h / p.out[1])) if len(p.out) == 3 else _FLAT
+            for name, p in walked
+        }
+    grown = dict(probe.root.walk())
+    reductions: dict[str, int | None] = {}
+    for name, p in walked:
+        if len(p.out) != 3:
+            reductions[name] = _FLAT
+            continue
+        growth = grown[name].out[1] - p.out[1]
+        reductions[name] = round(PROBE / growth) if growth > 0 else None
+    return reductions
+
+
+def _chain(
+    node: LayerPlan, prefix: str, reductions: dict[str, int | None], chain: list[tuple[str, int]]
+) -> bool:
+    """Append to ``chain`` the modules a feature net runs one after the other, ``(dotted name,
+    reduction)`` in network order, up to the first whose output does not follow the input
+    (returns ``False`` there). A sequential is opened, its children run one by one, when they
+    are at different reductions (torchvision's ``features``, RegNet's ``trunk_output``); a
+    stage whose blocks share one reduction is one step, as timm takes it (``layer2``)."""
+    for child in node.children:
+        name = prefix + child.name
+        reduction = reductions.get(name, _FLAT)
+        opened = (
+            child.make is sequential
+            and len({reductions.get(f"{name}.{c.name}", _FLAT) for c in child.children}) > 1
+        )
+        if opened:
+            if not _chain(child, name + ".", reductions, chain):
+                return False
+        elif reduction in (None, _FLAT):
+            return False
+        else:
+            chain.append((name, reduction))
+    return True
+
+
+def feature_points(
+    spec: ModelSpec, plan: NetworkPlan, out_indices: int | Sequence[int] | None = None
+) -> tuple[list[dict], tuple[str, ...], tuple[int, ...]]:
+    """The network's feature points (timm's ``feature_info`` entries: ``num_chs``,
+    ``reduction``, ``module``, ``index``), the last module at each reduction in network order;
+    the modules a feature net runs one after the other to reach them; and the indices
+    ``out_indices`` picks among the points (all by default), checked and in order."""
+    chain: list[tuple[str, int]] = []
+    _chain(plan.root, "", _reductions(spec, plan), chain)
+    outputs = dict(plan.root.walk())
+    info: list[dict] = []
+    for name, reduction in chain:
+        entry = {"num_chs": outputs[name].out[0], "reduction": reduction, "module": name}
+        if info and info[-1]["reduction"] == reduction:
+            info[-1] = entry  # the last module at a reduction is its feature point
+        else:
+            info.append(entry)
+    for i, entry in enumerate(info):
+        entry["index"] = i
+    if not info:
+        raise usage_error(
+            f"{spec.name} has no feature maps: its first layer already gives flat features or "
+            "an output that does not follow the input's size"
+        )
+    return info, tuple(name for name, _ in chain), _out_indices(out_indices, info, spec.name)
+
+
+def _out_indices(
+    out_indices: int | Sequence[int] | None, info: list[dict], name: str
+) -> tuple[int, ...]:
+    """The indices ``out_indices`` picks among ``info``'s points, sorted; a usage error that
+    lists the points when it picks none of them."""
+    n = len(info)
+    points = ", ".join(
+        f"{e['index']}: {e['module']} ({e['num_chs']} channels, /{e['reduction']})" for e in info
+    )
+    if out_indices is None:
+        return tuple(range(n))
+    if isinstance(out_indices, int) and not isinstance(out_indices, bool):
+        if 1 <= out_indices <= n:
+            return tuple(range(n - out_indices, n))  # timm: an int n is the last n
+        problem = f"out_indices={out_indices} asks for the last {out_indices} feature maps"
+    elif isinstance(out_indices, Sequence) and not isinstance(out_indices, str) and out_indices:
+        bad = [
+            i
+            for i in out_indices
+            if isinstance(i, bool) or not isinstance(i, int) or not -n <= i < n
+        ]
+        if not bad:
+            return tuple(sorted({i % n for i in out_indices}))
+        problem = f"out_indices {list(out_indices)!r}: {bad[0]!r} is not a feature index"
+    else:
+        problem = f"out_indices must be a tuple of feature indices or an int, got {out_indices!r}"
+    raise usage_error(f"{problem}; {name} has {n} feature maps ({points})", "out_indices")
+
+
+def feature_net(
+    model: ZooNet,
+    info: list[dict],
+    steps: tuple[str, ...],
+    out_indices: tuple[int, ...],
+) -> FeatureNet:
+    """``model``'s modules up to the last point of ``out_indices``, as a :class:`FeatureNet`
+    that runs ``steps`` and returns those points' maps. The modules are ``model``'s own, under
+    their dotted names; an opened sequential keeps only the children run."""
+    taps = [info[i]["module"] for i in out_indices]
+    steps = steps[: steps.index(taps[-1]) + 1]
+    net = FeatureNet(
+        _kept(model, steps),
+        steps,
+        taps,
+        FeatureInfo(info, out_indices),
+        model.spec_name,
+        model.input_shape,
+    )
+    return net.train(model.training)
+
+
+def _kept(module: nn.Module, steps: Sequence[str]) -> list[tuple[str, nn.Module]]:
+    """``module``'s children that ``steps`` (dotted names under it) run, in order: a child run
+    whole as it is, a child some steps are inside as an ``nn.Sequential`` of what they run."""
+    kept: list[tuple[str, nn.Module]] = []
+    for name, child in module.named_children():
+        inside = [s.removeprefix(name + ".") for s in steps if s.startswith(name + ".")]
+        if name in steps:
+            kept.append((name, child))
+        elif inside:
+            opened = nn.Sequential()
+            for inner, grandchild in _kept(child, inside):
+                opened.add_module(inner, grandchild)
+            kept.append((name, opened))
+    return kept

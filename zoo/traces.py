@@ -1,13 +1,18 @@
 """What tracing returns: one :class:`Row` per module and a :class:`Trace` with the totals, and the
-input shapes tracing takes. Plain records: no torch, no spec."""
+input shapes tracing takes. Plain records (no torch, no spec) that show as a table: in Jupyter, in
+rich, at the prompt and with ``print``, and as a pandas DataFrame (:mod:`zoo.display`)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 
+from zoo.display import Tabular
 from zoo.errors import usage_error
 from zoo.shapes import MAX_DIM, positive_ints
+
+if TYPE_CHECKING:
+    from zoo.render import Listing
 
 
 @dataclass(frozen=True)
@@ -26,9 +31,14 @@ class Row:
         return self.path.count(".") + 1
 
 
-@dataclass(frozen=True)
-class Trace:
-    """A traced network: its rows and totals. ``macs`` are for the whole input batch."""
+@dataclass(frozen=True, repr=False)
+class Trace(Tabular):
+    """A traced network: its rows and totals. ``macs`` are for the whole input batch.
+
+    It prints as its table (``print(trace)``, or a trace left at the prompt or at the end of a
+    Jupyter cell), ``rich.print(trace)`` draws the table ``zoo build --trace`` prints, and
+    ``trace.to_pandas()`` is a DataFrame of the rows (with pandas installed).
+    """
 
     name: str
     input: tuple[int, ...]
@@ -40,9 +50,29 @@ class Trace:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (shapes as lists)."""
-        data = asdict(self)
-        data["rows"] = [{**asdict(r), "depth": r.depth} for r in self.rows]
-        return data
+        return {
+            **{f.name: getattr(self, f.name) for f in fields(self)},
+            "rows": self.rows_as_dicts(),
+        }
+
+    def rows_as_dicts(self) -> list[dict[str, Any]]:
+        """One dict per row: path, type, output (a tuple, with the batch), params, macs, depth."""
+        return [
+            {
+                "path": r.path,
+                "type": r.type,
+                "output": r.output,
+                "params": r.params,
+                "macs": r.macs,
+                "depth": r.depth,
+            }
+            for r in self.rows
+        ]
+
+    def listings(self) -> list[Listing | str]:
+        from zoo.render import trace_listing
+
+        return [trace_listing(self)]
 
 
 def parse_input_shape(shape: Any) -> tuple[int, ...]:

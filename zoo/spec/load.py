@@ -5,18 +5,19 @@ from __future__ import annotations
 import difflib
 import os
 import reprlib
+import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from zoo import registry
-from zoo.errors import ExitCode, Problem, ZooError, usage_error
+from zoo.errors import ExitCode, Problem, ZooError, ZooWarning, usage_error
 from zoo.files import file_kind, open_regular
 from zoo.spec.inherit import apply_overrides, check_overrides, resolve_extends
-from zoo.spec.schema import ModelSpec
 from zoo.spec.yaml_loader import (
     MAX_BYTES,
     MAX_DEPTH,
@@ -26,6 +27,11 @@ from zoo.spec.yaml_loader import (
     decode,
     load_yaml,
 )
+
+if TYPE_CHECKING:
+    # Imported where a spec is validated: building the schema of every type is most of the start-up
+    # cost, and finding and reading specs (``zoo list``'s remembered summaries) needs none of it.
+    from zoo.spec.schema import ModelSpec
 
 
 def model_for_type(tag: str) -> type[BaseModel] | None:
@@ -89,25 +95,190 @@ def _existing_spec_file(path: Path) -> Path | None:
     return path
 
 
-def _locate(ref: str, folder: Path) -> Path:
-    """``ref`` as a shipped spec name (a bare word), else as a spec file's path from ``folder``."""
+SPEC_PATH_VARIABLE = "ZOO_SPEC_PATH"
+"""Folders of the user's specs, separated by ``os.pathsep`` (``:``; ``;`` on Windows), searched
+after the current folder."""
+
+SHIPPED = "shipped"
+"""The ``source`` of a shipped spec (a user spec's source is the folder it was found in)."""
+
+
+@dataclass(frozen=True)
+class SpecEntry:
+    """A spec found by name: ``name`` (the file name less its suffix), ``path``, and ``source``,
+    ``"shipped"`` or the search-path folder as written (``.`` for the current folder)."""
+
+    name: str
+    path: Path
+    source: str
+
+    @property
+    def shipped(self) -> bool:
+        return self.source == SHIPPED
+
+
+def spec_search_path() -> list[tuple[str, Path]]:
+    """The folders searched for a spec name before the shipped specs, first match wins: the current
+    folder (``.``), then each ``ZOO_SPEC_PATH`` folder in order (empty entries and repeats of an
+    earlier folder skipped). Each as (what the user wrote, the folder)."""
+    folders = [(".", Path())]
+    for entry in os.environ.get(SPEC_PATH_VARIABLE, "").split(os.pathsep):
+        if entry.strip():
+            folders.append((entry, Path(os.path.expanduser(entry))))
+    # the shipped folder reached as a user folder (zoo run inside specs/) is still "shipped"
+    seen = {os.path.realpath(shipped_specs_dir())}
+    unique = []
+    for written, folder in folders:
+        key = os.path.realpath(folder)
+        if key not in seen:
+            seen.add(key)
+            unique.append((written, folder))
+    return unique
+
+
+def _named_in(folder: Path, name: str) -> Path | None:
+    """``folder/name.yaml`` (or ``.yml``) when it exists; anything there but a spec file is refused."""
+    for suffix in SPEC_SUFFIXES:
+        found = _existing_spec_file(folder / f"{name}{suffix}")
+        if found is not None:
+            return found
+    return None
+
+
+def _candidates(name: str, skip: str | None = None) -> list[SpecEntry]:
+    """Every spec file called ``name``, in the order of the rule (the search path, then the
+    shipped specs); ``skip``: a resolved file to pass over (the spec that extends ``name``)."""
+    found: list[SpecEntry] = []
+    seen = {skip} if skip else set()
+    for written, folder in spec_search_path():
+        path = _named_in(folder, name)
+        if path is not None and os.path.realpath(path) not in seen:
+            seen.add(os.path.realpath(path))
+            found.append(SpecEntry(name, path, written))
+    shipped = shipped_specs_dir() / f"{name}.yaml"
+    if shipped.is_file() and os.path.realpath(shipped) not in seen:
+        found.append(SpecEntry(name, shipped, SHIPPED))
+    return found
+
+
+def _warn_shadowing(entries: Sequence[SpecEntry]) -> None:
+    """A user spec that hides a shipped one (or an earlier folder's that hides a later one's) is
+    reported, so that `zoo build resnet50` never builds someone's file unannounced."""
+    if len(entries) < 2:
+        return
+    used, hidden = entries[0], entries[1]
+    other = "the shipped spec" if hidden.shipped else str(hidden.path)
+    problem = Problem(
+        f"the name {used.name!r} means this file, not {other}: user specs come first (the "
+        f"current folder, then {SPEC_PATH_VARIABLE}); rename this file to reach the other one",
+        str(used.path),
+        kind="shadowed",
+    )
+    warnings.warn(ZooWarning(problem), stacklevel=4)
+
+
+def _every_entry() -> list[SpecEntry]:
+    """Every ``*.yaml``/``*.yml`` file of the search path's folders (hidden ones left out), then
+    every shipped spec, in the order of the rule; a name may come more than once."""
+    entries = []
+    for written, folder in spec_search_path():
+        try:
+            files = sorted(folder.iterdir())
+        except OSError:  # a ZOO_SPEC_PATH folder that is missing or unreadable holds no spec
+            continue
+        entries += [
+            SpecEntry(path.stem, path, written)
+            for path in files
+            if not path.name.startswith(".") and _has_spec_suffix(path) and path.is_file()
+        ]
+    entries += [SpecEntry(p.stem, p, SHIPPED) for p in sorted(shipped_specs_dir().glob("*.yaml"))]
+    return entries
+
+
+def _first_of_each(entries: Sequence[SpecEntry]) -> list[SpecEntry]:
+    first: dict[str, SpecEntry] = {}
+    for entry in entries:
+        first.setdefault(entry.name, entry)
+    return sorted(first.values(), key=lambda e: e.name)
+
+
+def spec_names() -> list[SpecEntry]:
+    """Every spec reachable by name, one per name (the one the rule picks), sorted by name.
+    Nothing is read: for names to complete, and "did you mean" hints."""
+    return _first_of_each(_every_entry())
+
+
+SPEC_KEYS = ("input", "extends", "stem", "stages", "head")
+"""A YAML file on the search path is listed as a spec when its top level has one of these."""
+
+
+def is_spec_file(path: Path) -> bool | None:
+    """Whether a YAML file found on the search path is meant as a spec: a mapping with one of a
+    spec's own fields (:data:`SPEC_KEYS`), so the other YAML files of a folder (a CI config, a
+    docker-compose.yaml) are passed over. None: it cannot be read or parsed, so it cannot tell."""
+    try:
+        data = read_spec_file(path).data
+    except ZooError:
+        return None
+    return isinstance(data, dict) and any(key in data for key in SPEC_KEYS)
+
+
+def catalogue() -> tuple[list[SpecEntry], list[Path]]:
+    """The specs ``zoo list`` and ``zoo bench --all`` show, sorted by name: every shipped spec and
+    every user spec on the search path (see :func:`spec_names`, :func:`is_spec_file`); and the user
+    YAML files left out because they do not even parse (``zoo validate FILE`` says why)."""
+    kept, unreadable = [], []
+    for entry in _every_entry():
+        meant = True if entry.shipped else is_spec_file(entry.path)
+        if meant is None:
+            unreadable.append(entry.path)
+        elif meant:
+            kept.append(entry)
+    return _first_of_each(kept), unreadable
+
+
+def _locate(ref: str, folder: Path, skip: str | None = None) -> Path:
+    """``ref`` as a spec name (a bare word: see :func:`find_named`), else as a spec file's path
+    from ``folder``. An ``extends:`` name is looked for in the extending file's ``folder`` first;
+    ``skip`` (a resolved path) is the extending file itself, which a name never stands for."""
     path = folder / ref
     bare = not ("/" in ref or "\\" in ref or _has_spec_suffix(Path(ref)))
-    if bare:  # a name: never a local file, which needs a .yaml suffix anyway
-        shipped = shipped_specs_dir() / f"{ref}.yaml"
-        if shipped.is_file():
-            return shipped
-    found = _existing_spec_file(path)
+    if bare:  # a name: never a file without a .yaml suffix
+        # a sibling of the extending file first, unannounced (as a relative import would be):
+        # so a shipped spec's base is always the shipped one, whatever folder zoo runs in
+        sibling = _named_in(folder, ref) if str(folder) not in ("", ".") else None
+        if sibling is not None and os.path.realpath(sibling) != skip:
+            return sibling
+        entries = _candidates(ref, skip)
+        if entries:
+            _warn_shadowing(entries)
+            return entries[0].path
+    found = _existing_spec_file(path)  # refuses a file that is there but no spec (secret.txt)
     if found is not None:
         return found
-    hint = difflib.get_close_matches(Path(ref).stem, shipped_spec_names(), n=1)
-    message = f"no such file or shipped spec: {ref!r}" if bare else f"no such file: {path}"
-    message += f"; did you mean {hint[0]!r}?" if hint else "; run `zoo list` for the shipped specs"
+    names = [e.name for e in spec_names()]
+    hint = difflib.get_close_matches(Path(ref).stem, names, n=1)
+    if bare:
+        message = f"no such file or shipped spec: {ref!r}"
+        searched = [w if w != "." else "the current folder" for w, _ in spec_search_path()]
+        message += f" (nor {ref}.yaml in {', '.join(searched)})" if searched else ""
+    else:
+        message = f"no such file: {path}"
+    message += f"; did you mean {hint[0]!r}?" if hint else "; run `zoo list` for the spec names"
     raise _io_error(message, "not_found")
 
 
+def find_named(name: str) -> SpecEntry | None:
+    """The spec ``name`` stands for: the first ``name.yaml`` (or ``.yml``) in the current folder,
+    then in each ``ZOO_SPEC_PATH`` folder, then among the shipped specs; None when there is none.
+    A user spec that shadows another is reported as a :class:`ZooWarning` (kind ``shadowed``)."""
+    entries = _candidates(name)
+    _warn_shadowing(entries)
+    return entries[0] if entries else None
+
+
 def find_spec(path_or_name: str | os.PathLike[str]) -> Path:
-    """Resolve a spec argument: the name of a shipped spec, else the path of a regular
+    """Resolve a spec argument: a spec name (see :func:`find_named`), else the path of a regular
     ``.yaml``/``.yml`` file. Nothing is opened. Raises :class:`ZooError`: exit 2 when the
     argument is blank, 3 when there is no such spec or the file is not one."""
     text = os.fspath(path_or_name)
@@ -243,6 +414,8 @@ def validate(located: Located) -> ModelSpec:
     if _names_unknown_type(located.data):
         registry.load_entry_points()  # installed packages may define it (once, when first needed)
     try:
+        from zoo.spec.schema import ModelSpec
+
         spec = ModelSpec.model_validate(located.data)
     except ValidationError as exc:
         raise ZooError(_problems(exc, located)) from None
@@ -250,12 +423,27 @@ def validate(located: Located) -> ModelSpec:
     return spec
 
 
-def _find_base(ref: str, folder: Path) -> Path:
-    """An ``extends:`` target: a shipped spec name, else a spec file's path relative to the
-    extending file. An absolute path is refused: a base is named by where it lies from its child."""
-    if Path(ref).is_absolute():
-        raise _io_error(f"{ref} is an absolute path; give a path relative to this file")
-    return _locate(ref, folder)
+class _Bases:
+    """``find`` and ``read`` for :func:`resolve_extends`. An ``extends:`` target is a spec name
+    (a sibling of the extending file, then as :func:`find_named` finds it, never the extending file
+    itself: ``./resnet50.yaml`` can extend ``resnet50``, the shipped one), else a spec file's path
+    relative to the extending file. An absolute path is refused: a base is named by where it lies
+    from its child."""
+
+    def __init__(self, top: Located):
+        # the chain is resolved one file at a time (find its base, read it, then find that one's
+        # base), so the file read last is the one whose extends: is looked up next
+        self.extending = top.file
+
+    def read(self, path: Path) -> Located:
+        located = _read_base(path)
+        self.extending = str(path)
+        return located
+
+    def find(self, ref: str, folder: Path) -> Path:
+        if Path(ref).is_absolute():
+            raise _io_error(f"{ref} is an absolute path; give a path relative to this file")
+        return _locate(ref, folder, skip=os.path.realpath(self.extending))
 
 
 SpecSource = str | os.PathLike[str] | Mapping[str, Any]
@@ -279,7 +467,8 @@ def resolve(source: SpecSource, overrides: Sequence[str] = ()) -> Located:
             ),
             ExitCode.USAGE_ERROR,
         )
-    located = resolve_extends(located, _read_base, _find_base)
+    bases = _Bases(located)
+    located = resolve_extends(located, bases.read, bases.find)
     return apply_overrides(located, overrides)
 
 
@@ -290,7 +479,7 @@ def load_spec(source: SpecSource, overrides: Sequence[str] = ()) -> ModelSpec:
     return validate(resolve(source, overrides))
 
 
-SpecLike = ModelSpec | SpecSource
+SpecLike = Union["ModelSpec", SpecSource]  # a string: ModelSpec is imported lazily
 """What ``build`` and ``trace`` accept as a spec: a spec object, or what :func:`load_spec` reads (a
 YAML path or shipped name, or the spec's data as a mapping)."""
 
@@ -298,6 +487,8 @@ YAML path or shipped name, or the spec's data as a mapping)."""
 def spec_argument(value: Any, function: str, also: str = "") -> ModelSpec:
     """The spec that the ``spec_or_path`` argument of ``function`` names (see :data:`SpecLike`);
     ``also`` names what else the function accepts (checked by the caller)."""
+    from zoo.spec.schema import ModelSpec
+
     if isinstance(value, ModelSpec):
         return value
     if isinstance(value, str | os.PathLike | Mapping):
@@ -366,6 +557,8 @@ def _model_at(parent: Any) -> type[BaseModel] | None:
         if isinstance(kind, str) and model_for_type(kind):
             return model_for_type(kind)
         if "type" not in parent:
+            from zoo.spec.schema import ModelSpec
+
             return ModelSpec
     return None
 

@@ -218,6 +218,7 @@ def test_unreadable_files(tmp_path: Path, content: bytes, message: str) -> None:
     assert message in error.problems[0].message
     assert error.problems[0].message.endswith(
         "; zoo reads the files that zoo.save and `zoo build --output` write"
+        " (a torchvision or timm state_dict goes with a spec: zoo build SPEC --weights FILE)"
     )
 
 
@@ -255,7 +256,8 @@ def test_files_that_are_not_zoo_checkpoints(tmp_path: Path, checkpoint, message:
     assert error.exit_code == ExitCode.IO_ERROR and error.problems[0].kind == "checkpoint"
     assert error.problems[0].message == (
         f"not a zoo checkpoint: {message}; zoo reads the files that zoo.save and "
-        "`zoo build --output` write"
+        "`zoo build --output` write (a torchvision or timm state_dict goes with a spec: "
+        "zoo build SPEC --weights FILE)"
     )
 
 

@@ -268,7 +268,8 @@ def test_build_refuses_a_file_that_is_not_a_zoo_checkpoint(capsys, tmp_path: Pat
     code, _, err = run(capsys, "build", str(path), "--device", "cpu")
     assert code == 3 and err.strip() == (
         f"{path}: not a zoo checkpoint: it holds a dict without 'format' (a plain state_dict?); "
-        "zoo reads the files that zoo.save and `zoo build --output` write [checkpoint]"
+        "zoo reads the files that zoo.save and `zoo build --output` write (a torchvision or "
+        "timm state_dict goes with a spec: zoo build SPEC --weights FILE) [checkpoint]"
     )
 
 

@@ -94,6 +94,11 @@ TORCH_FREE = [
         "zoo.display",
         "zoo.reference",
         "zoo.plot",
+        "zoo.weights",
+        "zoo.export",
+        "zoo.summaries",
+        "zoo.expansion",
+        "zoo.memory",
     )
 ]
 

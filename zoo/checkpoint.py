@@ -226,7 +226,8 @@ def _not_a_checkpoint(path: Path, what: str) -> ZooError:
     return ZooError(
         Problem(
             f"not a zoo checkpoint: {what}; zoo reads the files that zoo.save and "
-            "`zoo build --output` write",
+            "`zoo build --output` write (a torchvision or timm state_dict goes with a spec: "
+            "zoo build SPEC --weights FILE)",
             str(path),
             kind="checkpoint",
         ),

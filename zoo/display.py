@@ -215,7 +215,7 @@ class BenchTable(Tabular):
     (``table[0].params``, ``for row in table``)."""
 
     rows: tuple[BenchRow, ...]
-    title: str = "zoo bench (memory: float32 estimates)"
+    title: str = "zoo bench (float32 peaks)"
 
     def __len__(self) -> int:
         return len(self.rows)

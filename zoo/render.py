@@ -300,7 +300,7 @@ def fit_table(listing: Listing, width: int | None = None) -> RenderableType:
 
 def _table(listing: Listing, cells: list[list[str]], layout: _Layout, widths: list[int]) -> Table:
     table = Table(
-        title=listing.title or None,
+        title=Text(listing.title) if listing.title else None,  # a path may hold `[`: no markup
         box=layout.box,
         show_edge=layout.show_edge,
         pad_edge=layout.show_edge,

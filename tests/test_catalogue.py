@@ -136,21 +136,6 @@ def _forward_macs(model: torch.nn.Module, size: int) -> int:
     return counter.get_total_flops() // 2
 
 
-@pytest.fixture
-def regnet_widths_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """torchvision's RegNet computes its widths with tensors, which cannot be read on meta: compute
-    them on the CPU while the reference's modules are made on meta."""
-    from torchvision.models import regnet
-
-    original = regnet.BlockParams.from_init_params.__func__
-
-    def on_cpu(cls, *args, **kwargs):
-        with torch.device("cpu"):
-            return original(cls, *args, **kwargs)
-
-    monkeypatch.setattr(regnet.BlockParams, "from_init_params", classmethod(on_cpu))
-
-
 @pytest.mark.usefixtures("regnet_widths_on_cpu")
 @pytest.mark.parametrize("name", TORCHVISION)
 def test_equals_torchvision(name: str) -> None:

@@ -38,19 +38,6 @@ PARAMS = {
 }
 
 
-@pytest.fixture
-def blockparams_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    """torchvision computes the widths with tensors, which cannot be read on meta: compute them
-    on the CPU even while the reference's modules are made on meta."""
-    original = regnet.BlockParams.from_init_params.__func__
-
-    def on_cpu(cls, *args, **kwargs):
-        with torch.device("cpu"):
-            return original(cls, *args, **kwargs)
-
-    monkeypatch.setattr(regnet.BlockParams, "from_init_params", classmethod(on_cpu))
-
-
 def _weights(name: str) -> list[torchvision.models.WeightsEnum]:
     """The published weights of ``name`` (regnet_x_1_6gf -> RegNet_X_1_6GF_Weights)."""
     return list(
@@ -93,7 +80,7 @@ def test_widths_are_torchvisions_float32_arithmetic() -> None:
         assert block_widths(depth, w0, wa, wm) == expected, (depth, w0, wa, wm)
 
 
-@pytest.mark.usefixtures("blockparams_on_cpu")
+@pytest.mark.usefixtures("regnet_widths_on_cpu")
 @pytest.mark.parametrize("name", sorted(PARAMS))
 def test_matches_torchvision_on_meta(name: str) -> None:
     """Parameters, state_dict keys and shapes (on meta: regnet_y_128gf has 644M parameters), and
@@ -121,7 +108,7 @@ def test_regnet_y_128gf_has_swag_weights_at_two_sizes() -> None:
         assert macs / 1e9 == pytest.approx(by_name[weights_name].meta["_ops"], rel=0.01)
 
 
-@pytest.mark.usefixtures("blockparams_on_cpu")
+@pytest.mark.usefixtures("regnet_widths_on_cpu")
 @pytest.mark.parametrize("name", ["regnet_x_400mf", "regnet_y_400mf"])
 def test_same_outputs_as_torchvision(name: str) -> None:
     assert_same_network(name, getattr(torchvision.models, name), PARAMS[name], size=32)

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ExitCode, Problem, ZooError
-from zoo.memory import DEFAULT_OPTIMIZER, OPTIMIZERS
+from zoo.memory import DEFAULT_OPTIMIZER, OPTIMIZERS, MemoryPeaks
 
 if TYPE_CHECKING:  # the rest is imported where used: the CLI's options import this module
     import torch
@@ -316,24 +316,11 @@ def check_latency_memory(row: BenchRow, device: torch.device) -> None:
 
 # --------------------------------------------------------------------------- measured memory
 @dataclass(frozen=True)
-class MeasuredMemory:
-    """Peaks measured on a real model, in the terms of :class:`zoo.memory.MemoryEstimate`."""
-
-    weight_bytes: int
-    inference_activation_bytes: int
-    """Peak of bytes allocated during an inference forward, its input's allocation included."""
-    train_activation_bytes: int
-    """Peak of bytes allocated during a training step (input, forward, loss, backward,
-    optimizer step) above the weights and the optimizer state, which exist before it."""
-    optimizer_bytes: int
-
-    @property
-    def inference_peak_bytes(self) -> int:
-        return self.weight_bytes + self.inference_activation_bytes
-
-    @property
-    def train_peak_bytes(self) -> int:
-        return self.weight_bytes + self.optimizer_bytes + self.train_activation_bytes
+class MeasuredMemory(MemoryPeaks):
+    """Peaks measured on a real model, in the terms of :class:`zoo.memory.MemoryEstimate`: the
+    activation peaks are of bytes allocated during an inference forward (its input included) and
+    during a training step (input, forward, loss, backward, optimizer step) above the weights and
+    the optimizer state, which exist before it."""
 
 
 def measure_memory(

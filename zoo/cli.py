@@ -381,9 +381,8 @@ def _parser() -> _Parser:
 
 # --------------------------------------------------------------------------- commands
 def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
-    from zoo.checkpoint import is_checkpoint_name, read_checkpoint, save
+    from zoo.checkpoint import is_checkpoint_name, save
     from zoo.render import emit, human, shape_text, trace_listing, trace_tree
-    from zoo.spec import load_spec
     from zoo.tracing import trace
 
     if args.depth is not None and args.depth < 1:
@@ -420,15 +419,7 @@ def _cmd_build(args: argparse.Namespace, err: Console, out: Stdout) -> int:
             "leave out --device meta, or use --device cpu",
             file="zoo",
         )
-    checkpoint = read_checkpoint(Path(args.spec), args.force) if from_checkpoint else None
-    if checkpoint is not None:
-        spec, inputs = checkpoint.spec, [args.spec]
-    else:
-        spec = load_spec(args.spec, args.overrides)
-        inputs = spec_files(spec)
-    weights = _read_weights(args.weights, args.force) if args.weights is not None else None
-    if weights is not None:
-        inputs.append(args.weights)  # --output never writes over the weights it converts
+    checkpoint, spec, weights, inputs = _spec_and_weights(args, from_checkpoint)
     if output is not None:
         writable_target(output, inputs)  # refused now, not after a long build
     # validates shapes; costs nothing at any input size
@@ -869,10 +860,9 @@ def _add_export(sub: Any) -> None:
 
 
 def _cmd_export(args: argparse.Namespace, err: Console, out: Stdout) -> int:
-    from zoo.checkpoint import is_checkpoint_name, read_checkpoint
+    from zoo.checkpoint import is_checkpoint_name
     from zoo.export import check_format_available, format_for
     from zoo.render import human, shape_text
-    from zoo.spec import load_spec
 
     output = output_path(args.output, "--output")
     format = format_for(output, args.format)
@@ -885,15 +875,7 @@ def _cmd_export(args: argparse.Namespace, err: Console, out: Stdout) -> int:
             "export the spec with them",
             file="zoo",
         )
-    checkpoint = read_checkpoint(Path(args.spec), args.force) if from_checkpoint else None
-    if checkpoint is not None:
-        spec, inputs = checkpoint.spec, [args.spec]
-    else:
-        spec = load_spec(args.spec, args.overrides)
-        inputs = spec_files(spec)
-    weights = _read_weights(args.weights, args.force) if args.weights is not None else None
-    if weights is not None:
-        inputs.append(args.weights)
+    checkpoint, spec, weights, inputs = _spec_and_weights(args, from_checkpoint)
     writable_target(output, inputs)  # refused now, not after a long export
     from zoo.compiler import build
     from zoo.export import export_model
@@ -912,6 +894,27 @@ def _cmd_export(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     example = shape_text(("N", *model.input_shape))
     err.print(f"wrote {output} ({format}, input {example}, {size})", markup=False, highlight=False)
     return ExitCode.OK
+
+
+def _spec_and_weights(
+    args: argparse.Namespace, from_checkpoint: bool
+) -> tuple[Any, Any, Any, list[str]]:
+    """The checkpoint (or None), the spec, the weights of ``--weights`` (or None) that ``build`` and
+    ``export`` start from, and the files they read: no output may write over those (--output never
+    writes over the weights it converts)."""
+    from zoo.checkpoint import read_checkpoint
+    from zoo.spec import load_spec
+
+    checkpoint = read_checkpoint(Path(args.spec), args.force) if from_checkpoint else None
+    if checkpoint is not None:
+        spec, inputs = checkpoint.spec, [args.spec]
+    else:
+        spec = load_spec(args.spec, args.overrides)
+        inputs = spec_files(spec)
+    weights = _read_weights(args.weights, args.force) if args.weights is not None else None
+    if weights is not None:
+        inputs.append(args.weights)
+    return checkpoint, spec, weights, inputs
 
 
 def _read_weights(path: str, force: bool) -> Any:

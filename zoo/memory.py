@@ -73,24 +73,18 @@ DEFAULT_OPTIMIZER = "momentum"
 
 
 @dataclass(frozen=True)
-class MemoryEstimate:
-    """Bytes a network needs at one input shape (batch included); see the module docstring."""
+class MemoryPeaks:
+    """The peaks zoo reports, estimated (:class:`MemoryEstimate`) or measured
+    (:class:`zoo.bench.MeasuredMemory`): weights, and the activation peaks above them."""
 
-    input: tuple[int, ...]
     weight_bytes: int
     """Parameters and floating-point buffers (BatchNorm running statistics)."""
     inference_activation_bytes: int
     """Peak of live activations during an inference forward (``torch.no_grad``), the input
     included: add ``weight_bytes`` for the whole (:attr:`inference_peak_bytes`)."""
-    saved_bytes: int
-    """Activations alive at the end of a training forward: what autograd saved for backward, the
-    input and the output."""
     train_activation_bytes: int
     """Peak, over a training step, of activations, gradients and workspace: everything but the
     weights and the optimizer state."""
-    gradient_bytes: int
-    """Parameter gradients (``.grad``), alive from the backward pass to the next ``zero_grad``."""
-    optimizer: str
     optimizer_bytes: int
     """Optimizer state: see :data:`OPTIMIZERS`."""
 
@@ -103,6 +97,19 @@ class MemoryEstimate:
     def train_peak_bytes(self) -> int:
         """Weights, optimizer state, and the peak of everything else over a training step."""
         return self.weight_bytes + self.optimizer_bytes + self.train_activation_bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryEstimate(MemoryPeaks):
+    """Bytes a network needs at one input shape (batch included); see the module docstring."""
+
+    input: tuple[int, ...]
+    saved_bytes: int
+    """Activations alive at the end of a training forward: what autograd saved for backward, the
+    input and the output."""
+    gradient_bytes: int
+    """Parameter gradients (``.grad``), alive from the backward pass to the next ``zero_grad``."""
+    optimizer: str
 
 
 def estimate_memory(

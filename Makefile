@@ -37,6 +37,7 @@ bench: install
 # Regenerate the references derived from the pydantic models (tests fail when they drift).
 docs: install
 	$(BIN)/zoo schema > schemas/zoo-spec.schema.json
+	$(BIN)/python -c "from zoo.train.recipe import recipe_schema_text as t; print(t(), end='')" > schemas/zoo-recipe.schema.json
 	$(BIN)/python -c "from zoo.reference import markdown_reference as m; print(m(), end='')" > docs/spec-format.md
 
 clean:

@@ -1,0 +1,714 @@
+"""The training loop: metrics from the same forward pass, checkpoints, an exact resume.
+
+What it guarantees, whatever recipe and data feed it (:mod:`zoo.train.recipe` and
+:mod:`zoo.train.data` build those; this module only takes torch objects):
+
+- **Right metrics.** Training loss and accuracy come from the forward pass that is trained on (no
+  second forward), weighted by batch size and divided by the samples seen. They are accumulated on
+  the device: the host waits for the device only every ``sync_every`` steps (progress and the
+  non-finite check) and once per epoch. Evaluation runs in eval mode under
+  ``torch.inference_mode`` and gives per-class accuracy and the confusion matrix.
+- **Files.** In ``out_dir``: ``metrics.csv`` and ``metrics.jsonl`` (one row per epoch), ``curves.png``
+  (loss and accuracy per epoch; skipped with a note when matplotlib is missing), ``last.pt`` and
+  ``best.pt``. Every file is rewritten whole and atomically (:func:`zoo.files.write_atomically`),
+  so a crash leaves the previous version, never half a file.
+- **Checkpoints** hold the model, optimizer, scheduler, scaler, every RNG state (python, numpy,
+  torch, CUDA, the sampler's generator), the epoch, the best metric, the metrics so far, and the
+  caller's ``spec`` and ``recipe`` dicts. They load with ``torch.load(weights_only=True)``.
+- **Exact resume.** ``resume=True`` continues from ``last.pt``: on the CPU with a seed and
+  ``num_workers=0``, 2 epochs + resume 1 gives bitwise the weights and metrics of 3 epochs straight.
+  A run stopped mid-epoch (Ctrl-C, SIGTERM, SIGHUP) resumes at the same step: the epoch's data order
+  is drawn again from the saved RNG state and the batches already trained on are skipped.
+- **Failures.** A non-finite loss stops the run with one :class:`~zoo.errors.ZooError` line naming
+  the epoch and step; ``last.pt`` stays the last good one. A signal stops it at the next step
+  boundary (never inside an optimizer step), saves ``last.pt`` and raises
+  :class:`zoo.files.Interrupted` (exit code ``128 + N``).
+
+torch is imported inside the functions (the layering rule: only zoo.compiler, zoo.nn and
+zoo.module_tracing import it at module level), so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+
+from zoo.errors import ExitCode, Problem, ZooError, usage_error
+from zoo.files import Interrupted, write_atomically
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+CHECKPOINT_FORMAT = "zoo-train/1"
+"""The ``format`` entry of a training checkpoint (``last.pt``, ``best.pt``)."""
+
+METRIC_FIELDS = (
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "lr",
+    "seconds",
+    "images_per_s",
+)
+"""The columns of ``metrics.csv`` (and keys of each ``metrics.jsonl`` line), in order."""
+
+Amp = Literal["bf16", "fp16"] | None
+_AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}  # torch dtype names (torch loads lazily)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python's ``random``, numpy (when installed) and torch (CPU and every CUDA device), so a
+    CPU run with ``num_workers=0`` repeats bitwise. DataLoader workers derive their seeds from
+    torch's generator, so they follow too."""
+    import torch
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise usage_error(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    with contextlib.suppress(ImportError):
+        import numpy as np
+
+        np.random.seed(seed % 2**32)  # numpy only takes 32-bit seeds
+    torch.manual_seed(seed)  # seeds every CUDA device as well
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the loop tells ``Callbacks.on_progress`` every ``sync_every`` steps and at the end of
+    each epoch. ``loss`` and ``accuracy`` are the epoch's running means so far."""
+
+    epoch: int  # 1-based
+    epochs: int
+    step: int  # steps done in this epoch
+    steps: int | None  # steps per epoch (None when the loader has no length)
+    loss: float
+    accuracy: float
+    images_per_s: float
+    eta_s: float | None  # seconds left in the whole run, at the current speed
+    lr: float
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Evaluation over a whole loader: mean loss (cross-entropy without label smoothing), accuracy,
+    per-class accuracy (``None`` for a class with no sample) and the confusion matrix
+    (``confusion[true][predicted]``)."""
+
+    loss: float
+    accuracy: float
+    samples: int
+    per_class: list[float | None]
+    confusion: list[list[int]]
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: the metrics of every epoch (resumed ones included), the best
+    monitored value and its epoch, and the files written."""
+
+    history: list[dict[str, Any]]
+    best_metric: str
+    best_value: float | None
+    best_epoch: int | None
+    out_dir: Path
+    notes: list[str] = field(default_factory=list)
+
+
+class Callbacks:
+    """Hooks for progress display; subclass and override what you need (all do nothing here)."""
+
+    def on_progress(self, progress: Progress) -> None:
+        """Every ``sync_every`` training steps and at the end of each epoch's training."""
+
+    def on_epoch(self, metrics: dict[str, Any]) -> None:
+        """After each epoch, its metrics row (the keys of :data:`METRIC_FIELDS`)."""
+
+    def on_note(self, message: str) -> None:
+        """A line for the user (resumed from, curves skipped, interrupted and saved)."""
+
+
+# -- evaluation -------------------------------------------------------------------------------
+
+
+def _autocast(device: torch.device, amp: Amp) -> contextlib.AbstractContextManager[Any]:
+    if amp is None:
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.autocast(device.type, dtype=getattr(torch, _AMP_DTYPES[amp]))
+
+
+def _to_device(batch: Any, device: torch.device, channels_last: bool) -> tuple[Any, Any]:
+    if not isinstance(batch, (tuple, list)) or len(batch) != 2:
+        raise usage_error("each batch must be a pair (inputs, class indices)")
+    x, y = batch
+    x = x.to(device, non_blocking=True)
+    if channels_last and x.dim() == 4:
+        import torch
+
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, y.to(device, non_blocking=True)
+
+
+def evaluate(
+    model: nn.Module,
+    loader: Any,
+    *,
+    device: torch.device | str = "cpu",
+    amp: Amp = None,
+    channels_last: bool = False,
+) -> EvalResult:
+    """Evaluate ``model`` on ``loader`` in eval mode under ``torch.inference_mode``; its training
+    mode is restored afterwards. Sums stay on the device until the end (one synchronisation)."""
+    import torch
+
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    confusion: torch.Tensor | None = None
+    try:
+        with torch.inference_mode():
+            for batch in loader:
+                x, y = _to_device(batch, device, channels_last)
+                with _autocast(device, amp):
+                    logits = model(x)
+                logits = logits.float()
+                loss_sum += torch.nn.functional.cross_entropy(logits, y, reduction="sum").double()
+                classes = logits.shape[1]
+                if confusion is None:
+                    confusion = torch.zeros(classes * classes, dtype=torch.int64, device=device)
+                # one bincount of true*C + predicted fills the whole confusion matrix
+                confusion += torch.bincount(
+                    y * classes + logits.argmax(1), minlength=classes * classes
+                )
+    finally:
+        model.train(was_training)
+    if confusion is None:
+        raise usage_error("the evaluation loader yielded no batch: the dataset is empty")
+    matrix = confusion.view(classes, classes).cpu()
+    samples = int(matrix.sum())
+    per_class_total = matrix.sum(1).tolist()
+    diagonal = matrix.diagonal().tolist()
+    per_class = [d / t if t else None for d, t in zip(diagonal, per_class_total, strict=True)]
+    return EvalResult(
+        loss=float(loss_sum) / samples,
+        accuracy=sum(diagonal) / samples,
+        samples=samples,
+        per_class=per_class,
+        confusion=matrix.tolist(),
+    )
+
+
+# -- RNG state --------------------------------------------------------------------------------
+
+
+def _sampler_generator(loader: Any) -> torch.Generator | None:
+    """The generator that draws ``loader``'s order (the sampler's, else the loader's), if any."""
+    sampler = getattr(loader, "sampler", None)
+    generator = getattr(sampler, "generator", None)
+    return generator if generator is not None else getattr(loader, "generator", None)
+
+
+def _rng_state(loader: Any) -> dict[str, Any]:
+    """Every RNG state a run draws from, as tensors and plain data (loadable with
+    ``weights_only=True``: numpy's key array is stored as a tensor)."""
+    import torch
+
+    state: dict[str, Any] = {"python": random.getstate(), "torch": torch.get_rng_state()}
+    with contextlib.suppress(ImportError):
+        import numpy as np
+
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        state["numpy"] = (kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, cached)
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    generator = _sampler_generator(loader)
+    if generator is not None:
+        state["sampler"] = generator.get_state()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any], loader: Any) -> None:
+    import torch
+
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+    torch.set_rng_state(state["torch"])
+    if "numpy" in state:
+        with contextlib.suppress(ImportError):
+            import numpy as np
+
+            kind, keys, pos, has_gauss, cached = state["numpy"]
+            np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, cached))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    generator = _sampler_generator(loader)
+    if generator is not None and "sampler" in state:
+        generator.set_state(state["sampler"])
+
+
+# -- signals ----------------------------------------------------------------------------------
+
+
+class _StopFlag:
+    """While training, SIGINT, SIGTERM and SIGHUP only set a flag that the loop reads between
+    steps, so a stop never lands inside an optimizer step; a second signal stops at once. Handlers
+    the program installed itself are left alone, and so is a loop run outside the main thread."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.signum is not None:
+            raise Interrupted(signum)
+        self.signum = signum
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[_StopFlag]:
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = {}
+        for name, default in (
+            ("SIGINT", signal.default_int_handler),
+            ("SIGTERM", signal.SIG_DFL),
+            ("SIGHUP", signal.SIG_DFL),
+        ):
+            signum = getattr(signal, name, None)
+            if signum is not None and signal.getsignal(signum) == default:
+                previous[signum] = signal.signal(signum, self._handle)
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+# -- files ------------------------------------------------------------------------------------
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    write_atomically(path, lambda handle: handle.write(data))
+
+
+def _write_metrics(out_dir: Path, history: list[dict[str, Any]]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=METRIC_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({key: "" if row.get(key) is None else row[key] for key in METRIC_FIELDS})
+    _write_bytes(out_dir / "metrics.csv", text.getvalue().encode())
+    lines = "".join(json.dumps(row) + "\n" for row in history)
+    _write_bytes(out_dir / "metrics.jsonl", lines.encode())
+
+
+def write_curves(history: list[dict[str, Any]], path: Path) -> str | None:
+    """Draw loss and accuracy per epoch (train and, when present, validation) side by side into
+    ``path`` (PNG). Returns a note instead when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return f"{path.name} not drawn: matplotlib is not installed (pip install 'zoo[plot]')"
+    epochs = [row["epoch"] for row in history]
+    figure, (loss_axes, acc_axes) = plt.subplots(1, 2, figsize=(9, 3.5))
+    try:
+        for axes, key, title in ((loss_axes, "loss", "loss"), (acc_axes, "acc", "accuracy")):
+            for split in ("train", "val"):
+                values = [row.get(f"{split}_{key}") for row in history]
+                if any(v is not None for v in values):
+                    axes.plot(epochs, values, marker="o", markersize=3, label=split)
+            axes.set_xlabel("epoch")
+            axes.set_title(title)
+            axes.grid(alpha=0.3)
+            axes.legend()
+        figure.tight_layout()
+
+        def save(handle: BinaryIO) -> None:
+            figure.savefig(handle, format="png", dpi=120)
+
+        write_atomically(path, save)
+    finally:
+        plt.close(figure)
+    return None
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A training checkpoint written by :func:`fit` (``weights_only`` load, on the CPU)."""
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ZooError(
+            Problem("no checkpoint to resume from; start without resume", str(path), kind="io"),
+            ExitCode.IO_ERROR,
+        ) from None
+    except Exception as exc:  # a truncated or foreign file: torch raises many kinds
+        message = " ".join(f"cannot read the checkpoint: {exc}".split())
+        raise ZooError(Problem(message, str(path), kind="io"), ExitCode.IO_ERROR) from None
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise ZooError(
+            Problem(f"not a zoo training checkpoint ({CHECKPOINT_FORMAT})", str(path), kind="io"),
+            ExitCode.IO_ERROR,
+        )
+    return data
+
+
+# -- the loop ---------------------------------------------------------------------------------
+
+
+class _Run:
+    """The mutable state of one :func:`fit` call (kept together so saving it is one function)."""
+
+    def __init__(self) -> None:
+        self.epoch = 0  # epochs completed
+        self.step = 0  # steps done in epoch ``epoch + 1`` (non-zero only mid-epoch)
+        self.history: list[dict[str, Any]] = []
+        self.best_value: float | None = None
+        self.best_epoch: int | None = None
+        self.epoch_rng: dict[str, Any] | None = None  # RNG state when the current epoch began
+        self.partial: dict[str, Any] | None = None  # accumulators of a partial epoch
+
+
+class _Meter:
+    """Training loss and accuracy of one epoch, summed on the device from each step's own forward
+    pass; read (a synchronisation) only by :meth:`check` and the properties."""
+
+    def __init__(self, device: torch.device, partial: Mapping[str, Any] | None):
+        import torch
+
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.first_bad = torch.full((), -1, dtype=torch.int64, device=device)
+        self.seen = 0
+        self.resumed = 0  # samples trained before a mid-epoch resume (not timed in this call)
+        if partial is not None:
+            self.loss_sum += partial["loss_sum"].to(device)
+            self.correct += partial["correct"].to(device)
+            self.seen = self.resumed = partial["seen"]
+
+    def add(self, step: int, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        import torch
+
+        n = y.shape[0]
+        loss = loss.detach()
+        with torch.no_grad():
+            self.loss_sum += loss.double() * n  # a batch's mean loss counts once per sample
+            self.correct += (logits.argmax(1) == y).sum()
+            bad = ~torch.isfinite(loss)
+            self.first_bad = torch.where(bad & (self.first_bad < 0), step, self.first_bad)
+        self.seen += n
+
+    def check(self, epoch: int, last_path: Path, run: _Run) -> None:
+        """Raise the non-finite-loss error if any step so far had one."""
+        bad_step = int(self.first_bad)
+        if bad_step >= 0:
+            raise _non_finite(epoch, bad_step, last_path, run)
+
+    @property
+    def loss(self) -> float:
+        return float(self.loss_sum) / max(self.seen, 1)
+
+    @property
+    def accuracy(self) -> float:
+        return int(self.correct) / max(self.seen, 1)
+
+    def partial(self) -> dict[str, Any]:
+        """The sums so far, for a mid-epoch checkpoint."""
+        return {"loss_sum": self.loss_sum.cpu(), "correct": self.correct.cpu(), "seen": self.seen}
+
+
+def _lr(optimizer: torch.optim.Optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_loader: Any,
+    val_loader: Any = None,
+    *,
+    epochs: int,
+    out_dir: str | Path,
+    scheduler: Any = None,
+    label_smoothing: float = 0.0,
+    clip_grad_norm: float | None = None,
+    amp: Amp = None,
+    channels_last: bool = False,
+    device: torch.device | str = "cpu",
+    callbacks: Callbacks | None = None,
+    spec: Mapping[str, Any] | None = None,
+    recipe: Mapping[str, Any] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    sync_every: int = 50,
+) -> FitResult:
+    """Train ``model`` for ``epochs`` epochs (in all: a resumed run continues up to it).
+
+    ``scheduler`` (optional) is stepped after every optimizer step. ``label_smoothing`` applies to
+    the training loss only (validation loss is plain cross-entropy, comparable across recipes).
+    ``clip_grad_norm`` clips the global gradient norm. ``amp`` is ``"bf16"`` or ``"fp16"`` autocast;
+    fp16 needs CUDA (its ``GradScaler`` is saved with the checkpoint). ``channels_last`` converts
+    the model and every batch. ``best.pt`` is the epoch of best validation accuracy (training
+    accuracy without ``val_loader``). An ``out_dir`` that already holds ``last.pt`` is refused
+    unless ``resume`` (continue it) or ``force`` (start over). ``sync_every`` is how many steps pass
+    between host-device synchronisations (progress and the non-finite check).
+    """
+    import torch
+
+    device = torch.device(device)
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise usage_error(f"epochs must be a positive int, got {epochs!r}")
+    if amp not in (None, "bf16", "fp16"):
+        raise usage_error(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
+    if amp == "fp16" and device.type != "cuda":
+        raise usage_error(
+            f"amp 'fp16' needs CUDA (a GradScaler keeps its gradients from underflowing); "
+            f"use 'bf16' on {device.type}"
+        )
+    if not 0.0 <= label_smoothing < 1.0:
+        raise usage_error(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise usage_error(f"clip_grad_norm must be positive, got {clip_grad_norm!r}")
+    if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
+        raise usage_error(f"sync_every must be a positive int, got {sync_every!r}")
+    callbacks = callbacks or Callbacks()
+    out = Path(out_dir)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    if last_path.exists() and not (resume or force):
+        raise usage_error(
+            f"{out} already holds a run (last.pt): resume it, or force to start over", file="zoo"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ZooError(
+            Problem(f"cannot create the run folder: {reason}", str(out), kind="io"),
+            ExitCode.IO_ERROR,
+        ) from None
+
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    scaler = torch.amp.GradScaler("cuda") if amp == "fp16" else None
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    monitor = "val_acc" if val_loader is not None else "train_acc"
+    run = _Run()
+    notes: list[str] = []
+    rng_after: dict[str, Any] | None = None  # the RNG when a resumed run stopped mid-epoch
+
+    if resume:
+        saved = read_checkpoint(last_path)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None and saved["scheduler"] is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        if scaler is not None and saved["scaler"] is not None:
+            scaler.load_state_dict(saved["scaler"])
+        run.epoch, run.step = saved["epoch"], saved["step"]
+        run.history = list(saved["history"])
+        run.best_value, run.best_epoch = saved["best_value"], saved["best_epoch"]
+        run.epoch_rng, run.partial = saved["epoch_rng"], saved["partial"]
+        _set_rng_state(saved["rng"], train_loader)
+        rng_after = saved["rng"]
+        where = f"epoch {run.epoch + 1} step {run.step}" if run.step else f"epoch {run.epoch}"
+        notes.append(f"resumed from {last_path} ({where})")
+        callbacks.on_note(notes[-1])
+
+    def checkpoint_bytes() -> bytes:
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": run.epoch,
+            "step": run.step,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": _rng_state(train_loader),
+            "epoch_rng": run.epoch_rng,
+            "partial": run.partial,
+            "history": run.history,
+            "monitor": monitor,
+            "best_value": run.best_value,
+            "best_epoch": run.best_epoch,
+            "spec": dict(spec) if spec is not None else None,
+            "recipe": dict(recipe) if recipe is not None else None,
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        return buffer.getvalue()
+
+    try:
+        steps_per_epoch: int | None = len(train_loader)
+    except TypeError:
+        steps_per_epoch = None
+    started = time.perf_counter()
+    steps_timed = 0  # steps trained in this call, for the ETA
+
+    def progress(epoch: int, step: int, meter: _Meter, images_per_s: float) -> Progress:
+        eta = None
+        if steps_per_epoch is not None:
+            per_step = (time.perf_counter() - started) / max(steps_timed, 1)
+            eta = per_step * ((epochs - epoch) * steps_per_epoch + (steps_per_epoch - step))
+        return Progress(
+            epoch=epoch,
+            epochs=epochs,
+            step=step,
+            steps=steps_per_epoch,
+            loss=meter.loss,
+            accuracy=meter.accuracy,
+            images_per_s=images_per_s,
+            eta_s=eta,
+            lr=_lr(optimizer),
+        )
+
+    with _StopFlag().installed() as stop:
+        while run.epoch < epochs:
+            epoch = run.epoch + 1
+            if run.step:  # mid-epoch resume: same order, skip what was trained on
+                _set_rng_state(run.epoch_rng, train_loader)
+            else:
+                run.epoch_rng = _rng_state(train_loader)
+            skip = run.step
+            meter = _Meter(device, run.partial)
+            epoch_start = time.perf_counter()
+            window_start, window_seen = epoch_start, 0
+            model.train()
+            step = 0
+            for step, batch in enumerate(train_loader, 1):
+                if step <= skip:
+                    if step == skip and rng_after is not None:  # the RNG when the run stopped
+                        _set_rng_state(rng_after, train_loader)
+                    continue
+                x, y = _to_device(batch, device, channels_last)
+                with _autocast(device, amp):
+                    logits = model(x)
+                    loss = torch.nn.functional.cross_entropy(
+                        logits, y, label_smoothing=label_smoothing
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    if clip_grad_norm is not None:
+                        scaler.unscale_(optimizer)
+                        torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    if clip_grad_norm is not None:
+                        torch.nn.utils.clip_grad_norm_(params, clip_grad_norm)
+                    optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                meter.add(step, loss, logits, y)  # the very forward pass trained on
+                window_seen += y.shape[0]
+                steps_timed += 1
+                if step % sync_every == 0 or stop.signum is not None:
+                    meter.check(epoch, last_path, run)  # the synchronisation point
+                    now = time.perf_counter()
+                    images_per_s = window_seen / max(now - window_start, 1e-9)
+                    window_start, window_seen = now, 0
+                    callbacks.on_progress(progress(epoch, step, meter, images_per_s))
+                if stop.signum is not None:
+                    run.step = step
+                    run.partial = meter.partial()
+                    _write_bytes(last_path, checkpoint_bytes())
+                    message = (
+                        f"interrupted ({signal.Signals(stop.signum).name}) at epoch {epoch} "
+                        f"step {step}: saved {last_path}; resume to continue"
+                    )
+                    callbacks.on_note(message)
+                    raise Interrupted(stop.signum)
+            if meter.seen == 0:
+                raise usage_error("the training loader yielded no batch: the dataset is empty")
+            meter.check(epoch, last_path, run)
+            elapsed = time.perf_counter() - epoch_start
+            rate = (meter.seen - meter.resumed) / max(elapsed, 1e-9)
+            if step > skip:
+                callbacks.on_progress(progress(epoch, step, meter, rate))
+            row: dict[str, Any] = {
+                "epoch": epoch,
+                "train_loss": meter.loss,
+                "train_acc": meter.accuracy,
+                "val_loss": None,
+                "val_acc": None,
+                "lr": _lr(optimizer),
+                "seconds": elapsed,
+                "images_per_s": rate,
+            }
+            if val_loader is not None:
+                result = evaluate(
+                    model, val_loader, device=device, amp=amp, channels_last=channels_last
+                )
+                row["val_loss"], row["val_acc"] = result.loss, result.accuracy
+            run.history.append(row)
+            run.epoch, run.step, run.partial = epoch, 0, None
+            value = row[monitor]
+            improved = run.best_value is None or value > run.best_value
+            if improved:
+                run.best_value, run.best_epoch = value, epoch
+            data = checkpoint_bytes()
+            _write_bytes(last_path, data)
+            if improved:
+                _write_bytes(best_path, data)
+            _write_metrics(out, run.history)
+            note = write_curves(run.history, out / "curves.png")
+            if note is not None and note not in notes:
+                notes.append(note)
+                callbacks.on_note(note)
+            callbacks.on_epoch(row)
+            if stop.signum is not None and run.epoch < epochs:  # came during evaluation or saving
+                callbacks.on_note(
+                    f"interrupted ({signal.Signals(stop.signum).name}) after epoch {epoch}: "
+                    f"saved {last_path}; resume to continue"
+                )
+                raise Interrupted(stop.signum)
+
+    return FitResult(run.history, monitor, run.best_value, run.best_epoch, out, notes)
+
+
+def _non_finite(epoch: int, step: int, last_path: Path, run: _Run) -> ZooError:
+    kept = (
+        f"{last_path} (epoch {run.epoch}) is the last good checkpoint"
+        if run.epoch
+        else "no checkpoint was written yet"
+    )
+    message = (
+        f"the training loss is not finite (nan or inf) at epoch {epoch} step {step}: stopped; "
+        f"{kept}; lower the learning rate, clip gradients or use a warm-up"
+    )
+    return ZooError(Problem(message, "zoo", kind="non_finite"), ExitCode.SPEC_ERROR)
+
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "METRIC_FIELDS",
+    "Callbacks",
+    "EvalResult",
+    "FitResult",
+    "Progress",
+    "evaluate",
+    "fit",
+    "read_checkpoint",
+    "seed_everything",
+    "write_curves",
+]

@@ -522,7 +522,7 @@ def resolved_yaml(located: Located, data: Any = None) -> str:
 
 
 # --------------------------------------------------------------------------- pydantic -> Problem
-def _has_child(data: Any, key: Any) -> bool:
+def has_child(data: Any, key: Any) -> bool:
     """``data[key]`` exists: a mapping's key or a list's index (pydantic's ``loc`` also holds the
     names of union members it tried, which are neither)."""
     if isinstance(data, dict):
@@ -535,7 +535,7 @@ def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[tuple[str | int, ...],
     path: list[str | int] = []
     parent, current = None, data
     for item in loc:
-        if _has_child(current, item):
+        if has_child(current, item):
             parent, current = current, current[item]
             path.append(item)
         elif isinstance(item, str) and (
@@ -563,7 +563,8 @@ def _model_at(parent: Any) -> type[BaseModel] | None:
     return None
 
 
-def _suggest(word: str, options: list[str]) -> str:
+def suggest(word: str, options: Sequence[str]) -> str:
+    """The end of an "unknown ..." message: the closest of ``options``, else all of them."""
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(options)}"
 
@@ -582,7 +583,7 @@ def _scalar_or_sequence_union(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...
     data holds a scalar or a list, not a mapping. ``None`` for errors of any other field."""
     current = data
     for n, item in enumerate(loc):
-        if _has_child(current, item):
+        if has_child(current, item):
             current = current[item]
         elif isinstance(item, str) and not isinstance(current, dict):
             return loc[:n]
@@ -609,7 +610,7 @@ def _problems(exc: ValidationError, located: Located) -> list[Problem]:
             model = _model_at(parent)
             fields = sorted(model.model_fields) if model else []
             message = (
-                f"unknown field; {_suggest(str(path[-1]), fields)}" if fields else "unknown field"
+                f"unknown field; {suggest(str(path[-1]), fields)}" if fields else "unknown field"
             )
             at_key = True
         elif kind == "missing":
@@ -620,7 +621,7 @@ def _problems(exc: ValidationError, located: Located) -> list[Problem]:
             and "type" in value
         ):
             tag = value["type"]
-            message = f"unknown type {tag!r}; {_suggest(str(tag), known_types())}"
+            message = f"unknown type {tag!r}; {suggest(str(tag), known_types())}"
             path, kind = (*path, "type"), "unknown_type"
         elif kind in ("union_tag_invalid", "union_tag_not_found"):
             message = f"missing 'type'; one of: {', '.join(known_types())}"

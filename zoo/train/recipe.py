@@ -31,7 +31,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from zoo.errors import ExitCode, Problem, ZooError
 from zoo.spec.fields import Bool, Float, Int, SpecModel
 from zoo.spec.inherit import apply_overrides, check_overrides, resolve_extends
-from zoo.spec.load import SPEC_SUFFIXES, from_mapping, read_spec_file
+from zoo.spec.load import SPEC_SUFFIXES, from_mapping, has_child, read_spec_file, suggest
 from zoo.spec.yaml_loader import Located, SpecPath
 
 if TYPE_CHECKING:
@@ -567,19 +567,12 @@ def _conflicts(recipe: RecipeSpec) -> list[tuple[SpecPath, str]]:
 
 
 # --------------------------------------------------------------------------- located errors
-def _has_child(data: Any, key: Any) -> bool:
-    """``data[key]`` exists: a mapping's key or a list's index."""
-    if isinstance(data, dict):
-        return key in data
-    return isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data)
-
-
 def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[SpecPath, Any, type[SpecModel]]:
     """Drop pydantic's union-member names from ``loc``: (path, parent data, model at the parent)."""
     path: list[str | int] = []
     parent, current, model = None, data, RecipeSpec
     for item in loc:
-        if _has_child(current, item):
+        if has_child(current, item):
             parent, current = current, current[item]
             path.append(item)
         elif isinstance(current, dict) and item == current.get("type") and item in _MODEL_OF_TAG:
@@ -592,11 +585,6 @@ def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[SpecPath, Any, type[Sp
     return tuple(path), parent, model
 
 
-def _suggest(word: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(options)}"
-
-
 def _problems(exc: ValidationError, located: Located) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[Any, ...]] = set()
@@ -604,7 +592,7 @@ def _problems(exc: ValidationError, located: Located) -> list[Problem]:
         path, _, model = _strip_tags(error["loc"], located.data)
         kind, message, at_key = error["type"], error["msg"], False
         if kind == "extra_forbidden":
-            message = f"unknown field; {_suggest(str(path[-1]), sorted(model.model_fields))}"
+            message = f"unknown field; {suggest(str(path[-1]), sorted(model.model_fields))}"
             if model is not RecipeSpec:
                 message += (
                     f" ({model.model_fields['type'].annotation.__args__[0]} has no such field)"
@@ -617,7 +605,7 @@ def _problems(exc: ValidationError, located: Located) -> list[Problem]:
             tags = [m.model_fields["type"].annotation.__args__[0] for m in _TAGGED[field]]
             value = error["input"]
             if kind == "union_tag_invalid":
-                message = f"unknown {field} type {value.get('type')!r}; {_suggest(str(value.get('type')), tags)}"
+                message = f"unknown {field} type {value.get('type')!r}; {suggest(str(value.get('type')), tags)}"
                 path = (*path, "type")
             else:
                 message = f"missing 'type'; one of: {', '.join(tags)}"

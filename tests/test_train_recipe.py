@@ -541,3 +541,15 @@ def test_committed_recipe_schema_is_current() -> None:
 
     committed = (Path(__file__).parents[1] / "schemas" / "zoo-recipe.schema.json").read_text()
     assert committed == recipe_schema_text(), "recipe schema drifted: run `make docs`"
+
+
+def test_a_one_cycle_too_short_to_rise_and_fall_is_refused() -> None:
+    import torch
+
+    from zoo.train.recipe import build_optimizer, build_scheduler, load_recipe
+
+    recipe = load_recipe("mnist", ["epochs=1"])
+    model = torch.nn.Linear(2, 2)
+    with pytest.raises(ZooError, match="is too short"):
+        build_scheduler(recipe, build_optimizer(recipe, model), 3)
+    assert build_scheduler(recipe, build_optimizer(recipe, model), 16) is not None

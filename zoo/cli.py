@@ -358,7 +358,9 @@ def _parser() -> _Parser:
     )
     diff.add_argument("--json", action="store_true", help="write the comparison as JSON to stdout")
 
+    _add_train(sub)  # T: zoo train
     _add_export(sub)
+    _add_eval_and_runs(sub)  # V: zoo eval, zoo runs
 
     _command(
         sub,
@@ -936,6 +938,330 @@ def _loaded(weights: Any, model: Any, name: str) -> str:
     )
 
 
+# --------------------------------------------------------------------------- train (T)
+_TRAIN_EXIT_CODES = """\
+zoo train exits 1 when the spec does not fit the data (each mismatch located, with its fix) or the
+loss is not finite (last.pt keeps the last good epoch); 2 for a bad option or recipe override, a
+device this machine lacks, a run folder that holds a run (--resume or --force), or --resume with
+another spec or recipe; 3 when the data or recipe cannot be found or read; 130 on Ctrl-C (last.pt
+is saved first: --resume continues at the same step).
+"""
+
+
+def _add_train(sub: Any) -> None:
+    train = sub.add_parser(
+        "train",
+        help="train a spec on mnist, fashion_mnist, cifar10, cifar100 or an image folder",
+        description="Train SPEC on DATA with a recipe (default: the shipped one named after the "
+        "dataset). The spec is checked against the data before any step. The run folder gets "
+        "metrics.csv/.jsonl, curves.png, last.pt, best.pt, spec.yaml, recipe.yaml and run.json.",
+        epilog=_TRAIN_EXIT_CODES + "\n" + EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("spec", metavar="SPEC", help="YAML path or spec name")
+    train.add_argument(
+        "--data",
+        required=True,
+        metavar="DATA",
+        help="mnist, fashion_mnist, cifar10, cifar100 (under --data-dir), or an image folder "
+        "(train/ and val/ with a subfolder per class, or one folder of class subfolders)",
+    )
+    train.add_argument(
+        "--recipe", metavar="FILE", help="a recipe: shipped name or .yaml (default: DATA's own)"
+    )
+    _add_set(train)
+    train.add_argument(
+        "--recipe-set",
+        dest="recipe_overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a recipe field (e.g. --recipe-set optimizer.type=sgd); repeatable",
+    )
+    train.add_argument("--epochs", type=_count(1), metavar="N", help="the recipe's epochs")
+    train.add_argument("--batch", type=_count(1), metavar="N", help="the recipe's batch size")
+    train.add_argument("--lr", type=float, metavar="X", help="the recipe's learning rate")
+    train.add_argument(
+        "--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps"
+    )
+    train.add_argument(
+        "--out", metavar="DIR", help="the run folder (default runs/SPEC-DATA-TIMESTAMP)"
+    )
+    again = train.add_mutually_exclusive_group()
+    again.add_argument(
+        "--resume", action="store_true", help="continue the run in --out from its last.pt"
+    )
+    again.add_argument(
+        "--force", action="store_true", help="start over in an --out that holds a run"
+    )
+    train.add_argument("--seed", type=_count(0), default=0, metavar="N", help="seed (default 0)")
+    train.add_argument(
+        "--data-dir", metavar="DIR", help="where the named datasets' files are (default ./data)"
+    )
+    train.add_argument(
+        "--download", action="store_true", help="fetch a named dataset into --data-dir"
+    )
+    train.add_argument(
+        "--workers",
+        type=_count(0),
+        metavar="N",
+        help="data-loading processes (default 0 on the CPU, min(8, cores) on a GPU)",
+    )
+    train.add_argument(
+        "--val-fraction",
+        type=float,
+        metavar="F",
+        help="an image folder without val/: the share held out (default 0.1)",
+    )
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument(
+        "--nproc-per-node",
+        type=_count(1),
+        default=1,
+        metavar="N",
+        help="train with N processes on this machine under torch's elastic launcher (torchrun), "
+        "with DistributedDataParallel: one per GPU, or gloo on the CPU",
+    )
+    train.add_argument(
+        "--nnodes", type=_count(1), default=1, metavar="M", help="machines taking part (torchrun)"
+    )
+    train.add_argument(
+        "--rdzv-endpoint",
+        metavar="HOST:PORT",
+        help="where the machines of a --nnodes run meet (the same on every one)",
+    )
+
+
+def _cmd_train(args: argparse.Namespace, err: Console, out: Stdout) -> int:
+    from zoo.train import dist
+    from zoo.train.run import ConsoleProgress, train
+
+    several = args.nproc_per_node > 1 or args.nnodes > 1 or args.rdzv_endpoint is not None
+    if several and not dist.launched():  # run this same command under torchrun, and wait
+        import subprocess
+
+        command = dist.launcher_command(
+            args.nproc_per_node, ["-m", "zoo", *args.argv], args.nnodes, args.rdzv_endpoint
+        )
+        return subprocess.run(command, check=False).returncode
+
+    with ConsoleProgress(err) as progress:
+        result = train(
+            args.spec,
+            args.data,
+            recipe=args.recipe,
+            overrides=args.overrides,
+            recipe_overrides=args.recipe_overrides,
+            epochs=args.epochs,
+            batch=args.batch,
+            lr=args.lr,
+            device=args.device,
+            out=args.out,
+            resume=args.resume,
+            force=args.force,
+            seed=args.seed,
+            data_dir=args.data_dir,
+            download=args.download,
+            workers=args.workers,
+            val_fraction=args.val_fraction,
+            compile=args.compile,
+            callbacks=progress,
+        )
+    out.write(result.summary() + "\n")
+    return ExitCode.OK
+
+
+# --------------------------------------------------------------------------- eval, runs (V)
+def _add_eval_and_runs(sub: Any) -> None:
+    evaluation = _command(
+        sub,
+        "eval",
+        help="accuracy, per-class accuracy and confusion matrix of a trained model on a dataset",
+        description="Evaluate SPEC_OR_CHECKPOINT on DATA. A training checkpoint (last.pt, best.pt, "
+        "or the run folder holding them) brings its spec, weights and recipe: images are normalized "
+        "exactly as in training. A spec is evaluated with its initialized weights, or --weights.",
+    )
+    evaluation.add_argument(
+        "spec",
+        metavar="SPEC_OR_CHECKPOINT",
+        help="a training checkpoint (.pt), a run folder, or a YAML path / spec name",
+    )
+    evaluation.add_argument(
+        "--data",
+        required=True,
+        metavar="DATA",
+        help="mnist, fashion_mnist, cifar10, cifar100, or an image folder",
+    )
+    evaluation.add_argument(
+        "--data-dir", metavar="DIR", help="where the named datasets' files are (default ./data)"
+    )
+    evaluation.add_argument(
+        "--split", choices=("val", "train"), default="val", help="which split (default val)"
+    )
+    evaluation.add_argument(
+        "--batch", type=_count(1), default=256, metavar="N", help="images per batch (default 256)"
+    )
+    evaluation.add_argument(
+        "--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, mps (default auto)"
+    )
+    evaluation.add_argument(
+        "--weights", metavar="FILE", help="weights for a SPEC (not with a checkpoint)"
+    )
+    evaluation.add_argument(
+        "--out",
+        metavar="DIR",
+        help="write eval-SPLIT.json and confusion-SPLIT.png here (default: a checkpoint's run "
+        "folder; nothing for a spec)",
+    )
+    evaluation.add_argument("--json", action="store_true", help="write the results as JSON")
+    _add_set(evaluation)
+
+    runs = _command(
+        sub,
+        "runs",
+        help="trained runs side by side: spec, parameters, MACs, best accuracy, epochs, time",
+        description="Summarize every run folder (metrics.jsonl and last.pt, as `zoo train` writes "
+        "them) under DIR. A run folder that cannot be read is reported and left out (exit 3).",
+    )
+    runs.add_argument("dir", metavar="DIR", nargs="?", default="runs", help="default: runs/")
+    output = runs.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="write rows as JSON to stdout")
+    output.add_argument("--csv", action="store_true", help="write rows as CSV to stdout")
+    runs.add_argument(
+        "--plot", metavar="FILE.png", help="plot best accuracy against multiply-adds (log x)"
+    )
+
+
+def _cmd_eval(args: argparse.Namespace, err: Console, out: Stdout) -> int:
+    from zoo.render import Column, Listing, emit, text
+    from zoo.train.runs import (
+        checkpoint_path,
+        evaluate_source,
+        is_checkpoint_source,
+        write_confusion,
+    )
+
+    report = evaluate_source(
+        args.spec,
+        args.data,
+        data_dir=args.data_dir,
+        split=args.split,
+        batch=args.batch,
+        device=args.device,
+        weights=args.weights,
+        overrides=args.overrides,
+    )
+    for note in report.notes:
+        err.print(f"zoo: {note}", markup=False, highlight=False, soft_wrap=True)
+    folder = Path(args.out) if args.out is not None else None
+    if folder is None and is_checkpoint_source(args.spec):
+        folder = checkpoint_path(args.spec).parent
+    if folder is not None:
+        from zoo.files import write_atomically
+
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ZooError(
+                Problem(f"cannot create the folder: {exc.strerror or exc}", str(folder), kind="io"),
+                ExitCode.IO_ERROR,
+            ) from None
+        data = (json.dumps(report.to_dict(), indent=1) + "\n").encode()
+        write_atomically(folder / f"eval-{args.split}.json", lambda handle: handle.write(data))
+        png = folder / f"confusion-{args.split}.png"
+        note = write_confusion(report, png)
+        err.print(
+            f"zoo: {note}" if note else f"wrote {png}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if args.json:
+        out.write(json.dumps(report.to_dict()) + "\n")
+        return ExitCode.OK
+    console = results_console(out)
+    counts = [sum(row) for row in report.confusion]
+    listing = Listing(
+        title=f"{report.model}, {report.split} split: accuracy {report.accuracy:.2%}, "
+        f"loss {report.loss:.4f} (normalization: {report.normalization})",
+        columns=[
+            text("class", "Class", 8),
+            Column("images", "Images", justify="right"),
+            Column(
+                "accuracy",
+                "Accuracy",
+                justify="right",
+                show=lambda v: "-" if v is None else f"{v:.2%}",
+            ),
+        ],
+        rows=[
+            [name, count, acc]
+            for name, count, acc in zip(report.classes, counts, report.per_class, strict=True)
+        ]
+        + [["(all)", report.samples, report.accuracy]],  # the overall figure, in a pipe too
+    )
+    emit(console, listing)
+    return ExitCode.OK
+
+
+def _cmd_runs(args: argparse.Namespace, err: Console, out: Stdout) -> int:
+    from zoo.render import Listing, emit, human, number, text
+    from zoo.train.runs import RUN_COLUMNS, find_runs, write_runs_plot
+
+    plot = output_path(args.plot, "--plot", PLOT_SUFFIXES) if args.plot else None
+    records, errors = find_runs(args.dir)
+    status = ExitCode.OK
+    for error in errors:
+        _report(error, err)
+        status = max(status, error.exit_code)
+    if plot is not None:
+        write_runs_plot(records, plot)
+        err.print(f"wrote {plot}", markup=False, highlight=False)
+    if args.json:
+        out.write(json.dumps([r.to_dict() for r in records]) + "\n")
+        return status
+    if args.csv:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(RUN_COLUMNS)
+        for r in records:
+            writer.writerow(["" if v is None else v for v in r.to_dict().values()])
+        out.write(buffer.getvalue())
+        return status
+
+    def epochs(r: Any) -> str:
+        return str(r.epochs) if r.planned_epochs is None else f"{r.epochs}/{r.planned_epochs}"
+
+    listing = Listing(
+        title=f"{len(records)} run(s) in {args.dir}",
+        columns=[
+            text("run", "Run", 10),
+            text("spec", "Spec", 8),
+            number("params", "Params"),
+            number("macs", "MACs", human),
+            number("best", "Best acc", lambda v: "-" if v is None else f"{v:.2%}"),
+            text("epochs", "Epochs", 5),
+            number("seconds", "Time s", lambda v: f"{v:.1f}"),
+            number("images_per_s", "Images/s", lambda v: "-" if v is None else f"{v:,.0f}"),
+        ],
+        rows=[
+            [
+                Path(r.folder).name,
+                r.spec,
+                r.params,
+                r.macs,
+                r.best,
+                epochs(r),
+                r.seconds,
+                r.images_per_s,
+            ]
+            for r in records
+        ],
+    )
+    emit(results_console(out), listing)
+    return status
+
+
 _COMMANDS = {
     "build": _cmd_build,
     "validate": _cmd_validate,
@@ -946,6 +1272,9 @@ _COMMANDS = {
     "schema": _cmd_schema,
     "export": _cmd_export,
     "completion": _cmd_completion,
+    "train": _cmd_train,
+    "eval": _cmd_eval,
+    "runs": _cmd_runs,
 }
 
 
@@ -1112,6 +1441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 argcomplete.autocomplete(parser)  # answers and exits
             args = parser.parse_args(argv)
+            args.argv = list(argv if argv is not None else sys.argv[1:])  # `train` re-runs it
             code = int(_COMMANDS[args.command](args, err, out))
         except ZooError as exc:
             code = int(exc.exit_code)

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from zoo.train.dist import Distributed
+
 CHECKPOINT_FORMAT = "zoo-train/1"
 """The ``format`` entry of a training checkpoint (``last.pt``, ``best.pt``)."""
 
@@ -170,9 +172,12 @@ def evaluate(
     device: torch.device | str = "cpu",
     amp: Amp = None,
     channels_last: bool = False,
+    distributed: Distributed | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on ``loader`` in eval mode under ``torch.inference_mode``; its training
-    mode is restored afterwards. Sums stay on the device until the end (one synchronisation)."""
+    mode is restored afterwards. Sums stay on the device until the end (one synchronisation).
+    With ``distributed`` each rank evaluates its shard (:meth:`Distributed.eval_sampler`) and the
+    sums are all-reduced: every rank gets the whole set's result."""
     import torch
 
     device = torch.device(device)
@@ -197,6 +202,16 @@ def evaluate(
                 )
     finally:
         model.train(was_training)
+    if distributed is not None:  # a rank with an empty shard still learns the class count
+        size = distributed.all_reduce(
+            torch.tensor(0 if confusion is None else confusion.numel()), "max"
+        )
+        if confusion is None and int(size):
+            confusion = torch.zeros(int(size), dtype=torch.int64, device=device)
+            classes = round(int(size) ** 0.5)
+        if confusion is not None:
+            confusion = distributed.all_reduce(confusion)
+            loss_sum = distributed.all_reduce(loss_sum)
     if confusion is None:
         raise usage_error("the evaluation loader yielded no batch: the dataset is empty")
     matrix = confusion.view(classes, classes).cpu()
@@ -416,9 +431,20 @@ class _Meter:
             self.first_bad = torch.where(bad & (self.first_bad < 0), step, self.first_bad)
         self.seen += n
 
-    def check(self, epoch: int, last_path: Path, run: _Run) -> None:
-        """Raise the non-finite-loss error if any step so far had one."""
-        bad_step = int(self.first_bad)
+    def check(
+        self, epoch: int, last_path: Path, run: _Run, distributed: Distributed | None = None
+    ) -> None:
+        """Raise the non-finite-loss error if any step so far had one (on any rank: a collective
+        under ``distributed``, so every rank raises together)."""
+        import torch
+
+        first_bad = self.first_bad
+        if distributed is not None:  # the earliest bad step of any rank (-1 maps to "none")
+            none = torch.iinfo(torch.int64).max
+            first_bad = torch.where(first_bad < 0, none, first_bad)
+            first_bad = distributed.all_reduce(first_bad.clone(), "min")
+            first_bad = torch.where(first_bad == none, -1, first_bad)
+        bad_step = int(first_bad)
         if bad_step >= 0:
             raise _non_finite(epoch, bad_step, last_path, run)
 
@@ -433,6 +459,16 @@ class _Meter:
     def partial(self) -> dict[str, Any]:
         """The sums so far, for a mid-epoch checkpoint."""
         return {"loss_sum": self.loss_sum.cpu(), "correct": self.correct.cpu(), "seen": self.seen}
+
+    def reduce(self, distributed: Distributed) -> None:
+        """Replace this rank's sums by the sums over every rank (a collective)."""
+        import torch
+
+        counts = torch.tensor([self.seen, self.resumed], dtype=torch.int64)
+        counts = distributed.all_reduce(counts).tolist()
+        self.seen, self.resumed = int(counts[0]), int(counts[1])
+        self.loss_sum = distributed.all_reduce(self.loss_sum.clone())
+        self.correct = distributed.all_reduce(self.correct.clone())
 
 
 def _lr(optimizer: torch.optim.Optimizer) -> float:
@@ -459,6 +495,7 @@ def fit(
     resume: bool = False,
     force: bool = False,
     sync_every: int = 50,
+    distributed: Distributed | None = None,
 ) -> FitResult:
     """Train ``model`` for ``epochs`` epochs (in all: a resumed run continues up to it).
 
@@ -470,6 +507,12 @@ def fit(
     accuracy without ``val_loader``). An ``out_dir`` that already holds ``last.pt`` is refused
     unless ``resume`` (continue it) or ``force`` (start over). ``sync_every`` is how many steps pass
     between host-device synchronisations (progress and the non-finite check).
+
+    ``distributed`` (:func:`zoo.train.dist.from_env`; default ``None``: one process) trains through
+    DistributedDataParallel, all-reduces the metric
+    sums, lets only rank 0 write files and call ``callbacks``, and stops on a signal where the
+    ranks agree (at ``sync_every`` boundaries); see :mod:`zoo.train.dist`. A training sampler with
+    ``set_epoch`` (DistributedSampler) gets it each epoch, with or without ``distributed``.
     """
     import torch
 
@@ -489,7 +532,8 @@ def fit(
         raise usage_error(f"clip_grad_norm must be positive, got {clip_grad_norm!r}")
     if isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1:
         raise usage_error(f"sync_every must be a positive int, got {sync_every!r}")
-    callbacks = callbacks or Callbacks()
+    main = distributed is None or distributed.is_main  # the one process that writes and reports
+    callbacks = (callbacks or Callbacks()) if main else Callbacks()
     out = Path(out_dir)
     last_path, best_path = out / "last.pt", out / "best.pt"
     if last_path.exists() and not (resume or force):
@@ -497,7 +541,8 @@ def fit(
             f"{out} already holds a run (last.pt): resume it, or force to start over", file="zoo"
         )
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        if main:
+            out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ZooError(
@@ -527,15 +572,23 @@ def fit(
         run.history = list(saved["history"])
         run.best_value, run.best_epoch = saved["best_value"], saved["best_epoch"]
         run.epoch_rng, run.partial = saved["epoch_rng"], saved["partial"]
+        if distributed is not None and run.partial is not None:
+            run.step = _resumed_step(saved, train_loader, distributed)
+            if not main:  # the saved sums are global: counted once, on rank 0
+                run.partial = None
         _set_rng_state(saved["rng"], train_loader)
         rng_after = saved["rng"]
         where = f"epoch {run.epoch + 1} step {run.step}" if run.step else f"epoch {run.epoch}"
         notes.append(f"resumed from {last_path} ({where})")
         callbacks.on_note(notes[-1])
+    # wrapped after a resume loaded the weights (DDP broadcasts rank 0's at construction); the
+    # optimizer holds the same parameters, checkpoints the unwrapped ``model``
+    trained = distributed.wrap(model) if distributed is not None else model
 
     def checkpoint_bytes() -> bytes:
         state = {
             "format": CHECKPOINT_FORMAT,
+            "world_size": distributed.world_size if distributed is not None else 1,
             "epoch": run.epoch,
             "step": run.step,
             "model": model.state_dict(),
@@ -588,6 +641,9 @@ def fit(
             else:
                 run.epoch_rng = _rng_state(train_loader)
             skip = run.step
+            sampler = getattr(train_loader, "sampler", None)
+            if hasattr(sampler, "set_epoch"):  # DistributedSampler: its order is (seed, epoch)
+                sampler.set_epoch(epoch)
             meter = _Meter(device, run.partial)
             epoch_start = time.perf_counter()
             window_start, window_seen = epoch_start, 0
@@ -600,7 +656,7 @@ def fit(
                     continue
                 x, y = _to_device(batch, device, channels_last)
                 with _autocast(device, amp):
-                    logits = model(x)
+                    logits = trained(x)
                     loss = torch.nn.functional.cross_entropy(
                         logits, y, label_smoothing=label_smoothing
                     )
@@ -622,25 +678,36 @@ def fit(
                 meter.add(step, loss, logits, y)  # the very forward pass trained on
                 window_seen += y.shape[0]
                 steps_timed += 1
-                if step % sync_every == 0 or stop.signum is not None:
-                    meter.check(epoch, last_path, run)  # the synchronisation point
+                # distributed ranks stop only where they agree: at the sync boundaries
+                signum = stop.signum if distributed is None else None
+                if step % sync_every == 0 or signum is not None:
+                    meter.check(epoch, last_path, run, distributed)  # the synchronisation point
+                    if distributed is not None:
+                        signum = _agreed_signal(stop.signum, distributed)
                     now = time.perf_counter()
                     images_per_s = window_seen / max(now - window_start, 1e-9)
                     window_start, window_seen = now, 0
                     callbacks.on_progress(progress(epoch, step, meter, images_per_s))
-                if stop.signum is not None:
+                if distributed is None:  # a signal may have come during the progress callback
+                    signum = stop.signum
+                if signum is not None:
                     run.step = step
+                    if distributed is not None:
+                        meter.reduce(distributed)  # the checkpoint holds the global sums
                     run.partial = meter.partial()
-                    _write_bytes(last_path, checkpoint_bytes())
+                    if main:
+                        _write_bytes(last_path, checkpoint_bytes())
                     message = (
-                        f"interrupted ({signal.Signals(stop.signum).name}) at epoch {epoch} "
+                        f"interrupted ({signal.Signals(signum).name}) at epoch {epoch} "
                         f"step {step}: saved {last_path}; resume to continue"
                     )
                     callbacks.on_note(message)
-                    raise Interrupted(stop.signum)
+                    raise Interrupted(signum)
+            if distributed is not None:
+                meter.reduce(distributed)
             if meter.seen == 0:
                 raise usage_error("the training loader yielded no batch: the dataset is empty")
-            meter.check(epoch, last_path, run)
+            meter.check(epoch, last_path, run, distributed)
             elapsed = time.perf_counter() - epoch_start
             rate = (meter.seen - meter.resumed) / max(elapsed, 1e-9)
             if step > skip:
@@ -657,7 +724,12 @@ def fit(
             }
             if val_loader is not None:
                 result = evaluate(
-                    model, val_loader, device=device, amp=amp, channels_last=channels_last
+                    model,
+                    val_loader,
+                    device=device,
+                    amp=amp,
+                    channels_last=channels_last,
+                    distributed=distributed,
                 )
                 row["val_loss"], row["val_acc"] = result.loss, result.accuracy
             run.history.append(row)
@@ -666,24 +738,56 @@ def fit(
             improved = run.best_value is None or value > run.best_value
             if improved:
                 run.best_value, run.best_epoch = value, epoch
-            data = checkpoint_bytes()
-            _write_bytes(last_path, data)
-            if improved:
-                _write_bytes(best_path, data)
-            _write_metrics(out, run.history)
-            note = write_curves(run.history, out / "curves.png")
-            if note is not None and note not in notes:
-                notes.append(note)
-                callbacks.on_note(note)
+            if main:
+                data = checkpoint_bytes()
+                _write_bytes(last_path, data)
+                if improved:
+                    _write_bytes(best_path, data)
+                _write_metrics(out, run.history)
+                note = write_curves(run.history, out / "curves.png")
+                if note is not None and note not in notes:
+                    notes.append(note)
+                    callbacks.on_note(note)
             callbacks.on_epoch(row)
-            if stop.signum is not None and run.epoch < epochs:  # came during evaluation or saving
+            signum = stop.signum
+            if distributed is not None:
+                signum = _agreed_signal(signum, distributed)
+            if signum is not None and run.epoch < epochs:  # came during evaluation or saving
                 callbacks.on_note(
-                    f"interrupted ({signal.Signals(stop.signum).name}) after epoch {epoch}: "
+                    f"interrupted ({signal.Signals(signum).name}) after epoch {epoch}: "
                     f"saved {last_path}; resume to continue"
                 )
-                raise Interrupted(stop.signum)
+                raise Interrupted(signum)
 
     return FitResult(run.history, monitor, run.best_value, run.best_epoch, out, notes)
+
+
+def _agreed_signal(signum: int | None, distributed: Distributed) -> int | None:
+    """The signal to stop on when any rank received one (a collective), else ``None``."""
+    import torch
+
+    voted = distributed.all_reduce(torch.tensor(signum or 0), "max")
+    return int(voted) or None
+
+
+def _resumed_step(saved: Mapping[str, Any], loader: Any, distributed: Distributed) -> int:
+    """The step to resume a partial epoch at under ``distributed``. With the saved world size it
+    is the saved step; with another one, the samples already trained on (the global ``seen``)
+    divided by this run's global batch, which must divide it (keep the global batch when changing
+    the world size: the sampler's permutation does not depend on it)."""
+    saved_world = saved.get("world_size", 1)
+    if saved_world == distributed.world_size:
+        return int(saved["step"])
+    batch = getattr(loader, "batch_size", None)
+    seen = int(saved["partial"]["seen"])
+    if not batch or seen % (batch * distributed.world_size):
+        raise usage_error(
+            f"cannot resume mid-epoch with {distributed.world_size} processes: the checkpoint "
+            f"stopped after {seen} samples with {saved_world}, not a multiple of the global batch "
+            f"({batch} x {distributed.world_size}); keep the global batch, or resume with "
+            f"{saved_world} processes"
+        )
+    return seen // (batch * distributed.world_size)
 
 
 def _non_finite(epoch: int, step: int, last_path: Path, run: _Run) -> ZooError:

@@ -718,6 +718,19 @@ def build_scheduler(
     s = recipe.schedule
     total = recipe.epochs * steps_per_epoch
     if isinstance(s, OneCycleSchedule):
+        # torch divides by each phase's length in steps: a phase of no step is a ZeroDivisionError
+        up = s.pct_start * total
+        down = total - 1 - (2 * up - 2 if s.three_phase else up - 1)
+        if up <= 1 or down <= 0:
+            raise ZooError(
+                Problem(
+                    f"one-cycle over {total} steps ({recipe.epochs} epochs of {steps_per_epoch}) "
+                    f"is too short: its rise (pct_start {s.pct_start}) and fall each need more "
+                    "than one step; train longer, with a smaller batch, or another schedule",
+                    kind="usage",
+                ),
+                ExitCode.USAGE_ERROR,
+            )
         return sched.OneCycleLR(
             optimizer,
             max_lr=recipe.lr,

@@ -1,0 +1,166 @@
+"""`zoo train` end to end on tiny datasets in their real on-disk formats (tests/datasets.py): the run
+folder's files, a learnable task well above chance, Ctrl-C then --resume, and the errors that come
+before any step (spec against data, no recipe, a used run folder, a resume with other options)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.datasets import write_image_folder, write_mnist
+from zoo.cli import main
+from zoo.train import run as train_run
+from zoo.train.loop import read_checkpoint
+
+# LeNet with ReLU instead of sigmoid: learns the synthetic bands in a couple of epochs of 256 images
+RELU = ["--set", "stages.1.type=relu", "--set", "stages.4.type=relu"]
+RELU += ["--set", "head.2.type=relu", "--set", "head.4.type=relu"]
+
+
+def zoo(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_mnist(tmp_path_factory.mktemp("data"), n_train=256, n_test=64)
+
+
+def lenet(data_dir: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "train", "lenet", "--data", "mnist", "--data-dir", str(data_dir), "--out", str(out),
+        "--device", "cpu", "--batch", "32", *RELU, *extra,
+    ]  # fmt: skip
+
+
+def test_train_lenet_on_mnist_writes_the_run_and_learns(capsys, mnist_dir, tmp_path) -> None:
+    out = tmp_path / "run"
+    code, stdout, stderr = zoo(capsys, *lenet(mnist_dir, out, "--epochs", "2"))
+    assert code == 0, stderr
+    for name in ("metrics.csv", "metrics.jsonl", "last.pt", "best.pt", "spec.yaml", "recipe.yaml"):
+        assert (out / name).is_file(), name
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[-1]["val_acc"] > 0.6  # ten classes: chance is 0.1
+    assert "epoch 2:" in stderr and "val acc" in stderr  # one line per epoch
+    assert stdout.startswith("lenet on mnist: best val_acc") and str(out) in stdout
+    saved = read_checkpoint(out / "last.pt")
+    assert saved["spec"]["stages"][1]["type"] == "relu"  # the spec as overridden
+    assert saved["recipe"]["epochs"] == 2 and saved["recipe"]["batch_size"] == 32
+    assert saved["recipe"]["normalization"] == {"mean": [0.1307], "std": [0.3081]}
+    info = json.loads((out / "run.json").read_text())
+    assert info["params"] == 61_706 and info["device"] == "cpu"
+    assert "lr: 0.003" in (out / "recipe.yaml").read_text()
+
+
+def test_ctrl_c_saves_and_resume_continues(capsys, mnist_dir, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "run"
+    shown = train_run.ConsoleProgress.on_epoch
+
+    def interrupt_after_first(self, metrics):  # Ctrl-C as the first epoch ends
+        shown(self, metrics)
+        if metrics["epoch"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(train_run.ConsoleProgress, "on_epoch", interrupt_after_first)
+    code, _, stderr = zoo(capsys, *lenet(mnist_dir, out, "--epochs", "2"))
+    assert code == 130, stderr
+    assert "saved" in stderr and read_checkpoint(out / "last.pt")["epoch"] == 1
+    monkeypatch.setattr(train_run.ConsoleProgress, "on_epoch", shown)
+
+    code, _, stderr = zoo(capsys, *lenet(mnist_dir, out, "--epochs", "2", "--resume"))
+    assert code == 0, stderr
+    assert "resumed from" in stderr
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert read_checkpoint(out / "last.pt")["epoch"] == 2
+
+    # another recipe than the run's: refused, naming the field
+    code, _, stderr = zoo(capsys, *lenet(mnist_dir, out, "--epochs", "3", "--resume"))
+    assert code == 2
+    assert "epochs: 2 then, 3 now" in stderr
+    # the folder holds a run: neither resumed nor forced is refused
+    code, _, stderr = zoo(capsys, *lenet(mnist_dir, out, "--epochs", "2"))
+    assert code == 2 and "--resume" in stderr and "--force" in stderr
+
+
+def test_spec_data_mismatch_is_located_before_any_step(capsys, mnist_dir, tmp_path) -> None:
+    out = tmp_path / "run"
+    argv = ["train", "resnet18", "--data", "mnist", "--data-dir", str(mnist_dir)]
+    code, stdout, stderr = zoo(capsys, *argv, "--out", str(out), "--device", "cpu")
+    assert code == 1 and stdout == ""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 3  # channels, size and classes, all at once
+    assert "resnet18.yaml:5:" in lines[0] and "input.channels" in lines[0]
+    assert "3-channel images but mnist has 1" in lines[0]
+    assert "--set input.channels=1" in lines[0]
+    assert "--set head.2.out=10" in lines[2]
+    assert not out.exists()  # nothing was written
+
+
+def test_image_folder_with_a_recipe(capsys, tmp_path) -> None:
+    data = write_image_folder(tmp_path / "shapes", n_train=16, n_val=4, size=16, channels=3)
+    argv = ["train", "lenet", "--data", str(data), "--device", "cpu", "--out", str(tmp_path / "r")]
+    # no shipped recipe for a folder of one's own: asked for, before anything runs
+    code, _, stderr = zoo(capsys, *argv)
+    assert code == 2 and "--recipe" in stderr
+    fits = ["--set", "input.channels=3", "--set", "input.size=[16,16]", "--set", "head.5.out=3"]
+    code, stdout, stderr = zoo(
+        capsys,
+        *argv,
+        *fits,
+        *RELU,
+        "--recipe",
+        "mnist",
+        "--recipe-set",
+        "normalize=computed",
+        "--epochs",
+        "1",
+        "--batch",
+        "8",
+    )
+    assert code == 0, stderr
+    saved = read_checkpoint(tmp_path / "r" / "last.pt")
+    assert len(saved["recipe"]["normalization"]["mean"]) == 3  # measured on the training images
+    assert saved["recipe"]["normalize"] == "computed"
+    assert stdout.startswith("lenet on ") and "shapes" in stdout
+
+
+def test_bad_recipe_override_and_device(capsys, mnist_dir, tmp_path) -> None:
+    code, _, stderr = zoo(
+        capsys, *lenet(mnist_dir, tmp_path / "r", "--recipe-set", "optimiser.type=sgd")
+    )
+    assert code in (1, 2) and "optimiser" in stderr
+    assert not (tmp_path / "r").exists()
+
+
+def test_two_processes_on_the_cpu_train_as_one(tmp_path: Path) -> None:
+    """`zoo train --nproc-per-node 2` runs itself under torchrun (gloo on the CPU): the ranks
+    share the global batch, and rank 0 alone writes the run folder."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.datasets import write_mnist
+
+    data_dir = tmp_path / "data"
+    write_mnist(data_dir, n_train=256, n_test=32)
+    out = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "zoo", "train", "lenet", "--data", "mnist",
+        "--data-dir", str(data_dir), "--epochs", "1", "--batch", "16", "--out", str(out),
+        "--nproc-per-node", "2",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = json.loads((out / "run.json").read_text())
+    assert run["world_size"] == 2
+    assert (out / "last.pt").is_file() and len(
+        (out / "metrics.jsonl").read_text().splitlines()
+    ) == 1

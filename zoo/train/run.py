@@ -1,0 +1,489 @@
+"""``zoo train``: a spec, a dataset and a recipe in, a trained run folder out.
+
+:func:`train` joins the pieces: it loads the spec (with ``--set`` overrides) and the recipe (the
+shipped one named after the dataset by default), opens the data, checks the spec against it BEFORE
+any step (every mismatch reported at once, each located at the spec's line with its fix), settles
+the ONE normalization of training and evaluation, builds the loaders, the model, the optimizer and
+the schedule, picks the device (``auto``: cuda, then mps, then cpu) with the recipe's mixed
+precision and ``channels_last`` on CUDA, and hands everything to :func:`zoo.train.loop.fit`.
+
+The run folder (default ``runs/<spec>-<data>-<timestamp>``) holds what the loop writes
+(``metrics.csv``, ``metrics.jsonl``, ``curves.png``, ``last.pt``, ``best.pt``) and:
+
+- ``spec.yaml`` and ``recipe.yaml``: the resolved spec and recipe (overrides applied);
+- ``run.json``: the data, its classes, the normalization used (its numbers, also when computed),
+  the device, the parameter count and the command's options.
+
+The checkpoints hold the spec and the recipe as dicts; the recipe dict carries one more key,
+``normalization`` (``{"mean": [...], "std": [...]}``), so an evaluation normalizes exactly as
+training did even when the statistics were computed from the training set.
+
+``resume=True`` continues ``<out>/last.pt``; the spec and recipe must be those it was started
+with (else one error listing each field that differs).
+
+torch is imported inside the functions, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from zoo.errors import ExitCode, Problem, ZooError, usage_error
+from zoo.train.loop import Callbacks, Progress
+
+if TYPE_CHECKING:
+    import torch
+    from rich.console import Console
+
+    from zoo.spec.schema import ModelSpec
+    from zoo.train.loop import FitResult
+    from zoo.train.recipe import RecipeSpec
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+"""What ``device`` may be (or any torch device string, such as ``cuda:1``)."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the loop's result and what was trained on what, where."""
+
+    fit: FitResult
+    out_dir: Path
+    spec_name: str
+    data: str
+    device: str
+    params: int
+    normalization: dict[str, list[float]]
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line: the best monitored accuracy, its epoch, the run folder."""
+        fit = self.fit
+        epochs = len(fit.history)
+        best = (
+            f"best {fit.best_metric} {fit.best_value:.2%} at epoch {fit.best_epoch}"
+            if fit.best_value is not None
+            else "no epoch finished"
+        )
+        return (
+            f"{self.spec_name} on {self.data}: {best} of {epochs} "
+            f"({self.params:,} parameters, {self.device}); run folder {self.out_dir}"
+        )
+
+
+# --------------------------------------------------------------------------- pieces
+def pick_device(device: str | None) -> torch.device:
+    """``auto`` (or None): cuda when there is one, else mps, else cpu; anything else is checked by
+    :func:`zoo.compiler.resolve_device` (a device this machine lacks is a usage error)."""
+    import torch
+
+    from zoo.compiler import resolve_device
+
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    resolved = resolve_device(device)
+    if resolved.type == "meta":
+        raise usage_error("training needs real tensors; use auto, cpu, cuda or mps", "device")
+    return resolved
+
+
+def _load_spec(spec: Any, overrides: Sequence[str]) -> tuple[ModelSpec, str]:
+    """The validated spec and its resolved YAML (the text written to ``spec.yaml``)."""
+    from zoo.spec.load import resolve, resolved_yaml, validate
+    from zoo.spec.schema import ModelSpec
+
+    source = (
+        spec.model_dump(mode="json", exclude_unset=True) if isinstance(spec, ModelSpec) else spec
+    )
+    located = resolve(source, overrides)
+    return validate(located), resolved_yaml(located)
+
+
+def _recipe_source(recipe: Any, data: str) -> Any:
+    """The recipe to load: the one given, else the shipped recipe named after the dataset."""
+    from zoo.train.data import _canonical
+    from zoo.train.recipe import shipped_recipe_names
+
+    if recipe is not None:
+        return recipe
+    key = _canonical(str(data)) if not isinstance(data, Path) else None
+    if key is not None and key in shipped_recipe_names():
+        return key
+    raise usage_error(
+        f"no shipped recipe for {data!s}: give one with --recipe (a shipped name: "
+        f"{', '.join(shipped_recipe_names())}, or a .yaml file)",
+        "no_recipe",
+    )
+
+
+def _recipe_overrides(
+    recipe_overrides: Sequence[str], epochs: int | None, batch: int | None, lr: float | None
+) -> list[str]:
+    """``--epochs``/``--batch``/``--lr`` as recipe overrides, so they are validated (and checked
+    against the rest of the recipe, e.g. a milestone past the last epoch) like ``--recipe-set``."""
+    out = list(recipe_overrides)
+    for key, value in (("epochs", epochs), ("batch_size", batch), ("lr", lr)):
+        if value is not None:
+            out.append(f"{key}={value!r}")
+    return out
+
+
+def _normalization(recipe: RecipeSpec, info: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The one normalization of training and evaluation: named, computed, or none (mean 0, std 1)."""
+    from zoo.train.data import compute_normalization
+    from zoo.train.recipe import normalization_stats
+
+    if recipe.normalize == "computed":
+        return compute_normalization(info.train)
+    stats = normalization_stats(recipe.normalize)
+    if stats is None:
+        return (0.0,) * info.channels, (1.0,) * info.channels
+    return stats
+
+
+def _default_out(spec_name: str, data: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    label = Path(str(data)).name or str(data)
+    return Path("runs") / f"{spec_name}-{label}-{stamp}"
+
+
+def _differences(saved: Any, now: Any, path: str = "") -> list[str]:
+    """``path: saved X, now Y`` for every leaf where two plain-data trees differ."""
+    if isinstance(saved, Mapping) and isinstance(now, Mapping):
+        out: list[str] = []
+        for key in dict.fromkeys([*saved, *now]):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in saved or key not in now:
+                out.append(
+                    f"{sub}: {saved.get(key, 'missing')!r} then, {now.get(key, 'missing')!r} now"
+                )
+            else:
+                out.extend(_differences(saved[key], now[key], sub))
+        return out
+    if isinstance(saved, list | tuple) and isinstance(now, list | tuple) and len(saved) == len(now):
+        return [
+            d
+            for i, (a, b) in enumerate(zip(saved, now, strict=True))
+            for d in _differences(a, b, f"{path}.{i}")
+        ]
+    return [] if saved == now else [f"{path}: {saved!r} then, {now!r} now"]
+
+
+def _check_resume(last: Path, spec: dict[str, Any], recipe: dict[str, Any]) -> None:
+    """Refuse to resume a run with another spec or recipe than it was started with."""
+    from zoo.train.loop import read_checkpoint
+
+    if not last.exists():
+        raise ZooError(
+            Problem(
+                "no run to resume here (no last.pt); leave out --resume to start one",
+                str(last.parent),
+                kind="io",
+            ),
+            ExitCode.IO_ERROR,
+        )
+    saved = read_checkpoint(last)
+    problems = [
+        Problem(
+            f"--resume continues the run's own {what}, but {diff}; train with the same "
+            f"options, or start a new run (another --out)",
+            str(last),
+            kind="resume",
+        )
+        for what, before, now in (
+            ("spec", saved.get("spec"), spec),
+            ("recipe", saved.get("recipe"), recipe),
+        )
+        for diff in _differences(before or {}, now)
+    ]
+    if problems:
+        raise ZooError(problems, ExitCode.USAGE_ERROR)
+
+
+def _write_text(path: Path, text: str) -> None:
+    from zoo.files import write_atomically
+
+    data = text.encode()
+    write_atomically(path, lambda handle: handle.write(data))
+
+
+# --------------------------------------------------------------------------- train
+def train(
+    spec: Any,
+    data: str | os.PathLike[str],
+    recipe: Any = None,
+    overrides: Sequence[str] = (),
+    recipe_overrides: Sequence[str] = (),
+    epochs: int | None = None,
+    batch: int | None = None,
+    lr: float | None = None,
+    device: str | None = "auto",
+    out: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    seed: int = 0,
+    data_dir: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    workers: int | None = None,
+    val_fraction: float | None = None,
+    compile: bool = False,
+    callbacks: Callbacks | None = None,
+    force: bool = False,
+) -> TrainResult:
+    """Train ``spec`` (a name, a YAML path, a mapping or a ModelSpec, with ``overrides``) on
+    ``data`` (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100`` under ``data_dir``, or an image
+    folder) with ``recipe`` (default: the shipped recipe named after the dataset), whose fields
+    ``recipe_overrides``, ``epochs``, ``batch`` and ``lr`` override. Writes the run folder ``out``
+    (default ``runs/<spec>-<data>-<timestamp>``; one holding a run is refused unless ``resume`` or
+    ``force``). ``workers`` defaults to 0 on the CPU (exact, repeatable runs; the model's compute
+    takes the cores) and to ``min(8, cpus)`` on an accelerator. Raises :class:`ZooError`."""
+    import torch
+
+    import zoo
+    from zoo.train.data import check_spec_against_data, make_loaders, make_transforms, open_data
+    from zoo.train.loop import fit, seed_everything
+    from zoo.train.recipe import (
+        build_augmentation,
+        build_optimizer,
+        build_scheduler,
+        resolve_recipe,
+        validate_recipe,
+    )
+
+    if resume and force:
+        raise usage_error("--resume continues a run and --force starts it over: give one")
+    if resume and out is None:
+        raise usage_error("--resume needs the run folder to continue: give --out DIR")
+    if workers is not None and workers < 0:
+        raise usage_error(f"workers must be >= 0, got {workers}")
+    seed_everything(seed)  # validates the seed too
+    model_spec, spec_yaml = _load_spec(spec, overrides)
+    recipe_spec = validate_recipe(
+        resolve_recipe(
+            _recipe_source(recipe, str(data)),
+            _recipe_overrides(recipe_overrides, epochs, batch, lr),
+        )
+    )
+    from zoo.train import dist
+
+    # under torchrun (`zoo train --nproc-per-node N`): this process is one rank of the run
+    ranks = dist.from_env(device=device or "auto") if dist.launched() else None
+    target = ranks.device if ranks is not None else pick_device(device)
+    main = ranks is None or ranks.is_main  # only rank 0 writes files and reports
+    info = open_data(data, root=data_dir, download=download, val_fraction=val_fraction, seed=seed)
+    problems = check_spec_against_data(model_spec, info)
+    if problems:  # all of them at once, before any step
+        raise ZooError(problems)
+
+    out_dir = Path(out) if out is not None else _default_out(model_spec.name, info.name)
+    spec_dict = model_spec.model_dump(mode="json")
+    mean, std = _normalization(recipe_spec, info)
+    normalization = {"mean": list(mean), "std": list(std)}
+    recipe_dict = {**recipe_spec.model_dump(mode="json"), "normalization": normalization}
+    if resume:
+        _check_resume(out_dir / "last.pt", spec_dict, recipe_dict)
+    elif (out_dir / "last.pt").exists() and not force:
+        raise usage_error(
+            f"{out_dir} already holds a run (last.pt): --resume to continue it, --force to "
+            "start over, or another --out",
+            file="zoo",
+        )
+
+    height = (
+        model_spec.input.size
+        if isinstance(model_spec.input.size, int)
+        else model_spec.input.size[0]
+    )
+    augmentation = build_augmentation(recipe_spec, height)
+    train_tf, eval_tf = make_transforms(mean, std, augmentation, channels=info.channels)
+    if workers is None:
+        workers = 0 if target.type == "cpu" else min(8, os.cpu_count() or 1)
+    generator = torch.Generator().manual_seed(seed)  # the shuffling order, saved for resume
+    batch_size = recipe_spec.batch_size  # the global batch: split evenly among the ranks
+    samplers: dict[str, Any] = {}
+    if ranks is not None:
+        if batch_size % ranks.world_size:
+            raise usage_error(
+                f"batch_size {batch_size} does not split evenly among {ranks.world_size} "
+                "processes; give a multiple of the number of processes (--batch)",
+                file="zoo",
+            )
+        batch_size //= ranks.world_size
+        samplers = {
+            "sampler": ranks.train_sampler(info.train, seed=seed),
+            "val_sampler": ranks.eval_sampler(info.val),
+        }
+    # a last batch of one sample breaks BatchNorm in training mode; drop the ragged end then
+    drop_last = len(info.train) > batch_size and len(info.train) % batch_size == 1
+    train_loader, val_loader = make_loaders(
+        info,
+        batch_size,
+        train_tf,
+        eval_tf,
+        workers=workers,
+        pin_memory=target.type == "cuda",
+        generator=generator,
+        drop_last=drop_last,
+        **samplers,
+    )
+    model = zoo.build(model_spec, device=target)
+    params = sum(p.numel() for p in model.parameters())
+    optimizer = build_optimizer(recipe_spec, model)
+    scheduler = build_scheduler(recipe_spec, optimizer, len(train_loader))
+    if compile:
+        # compiled in place: the state_dict keys stay the model's own (no "_orig_mod." prefix)
+        model.compile()
+
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_text(out_dir / "spec.yaml", spec_yaml)
+        _write_text(out_dir / "recipe.yaml", _recipe_yaml(recipe_spec))
+    run_info = {
+        "spec": model_spec.name,
+        "data": info.name,
+        "data_description": info.description,
+        "classes": list(info.classes),
+        "train_samples": len(info.train),
+        "val_samples": len(info.val),
+        "normalization": normalization,
+        "device": str(target),
+        "params": params,
+        "seed": seed,
+        "workers": workers,
+        "compile": compile,
+        "precision": recipe_spec.precision,
+        "channels_last": target.type == "cuda",
+    }
+    if ranks is not None:
+        run_info["world_size"] = ranks.world_size
+    if main:
+        _write_text(out_dir / "run.json", json.dumps(run_info, indent=2) + "\n")
+    notes = list(info.notes)
+    for note in notes:
+        if callbacks is not None and main:
+            callbacks.on_note(note)
+    amp = None if recipe_spec.precision == "off" else recipe_spec.precision
+    result = fit(
+        model,
+        optimizer,
+        train_loader,
+        val_loader,
+        epochs=recipe_spec.epochs,
+        out_dir=out_dir,
+        scheduler=scheduler,
+        label_smoothing=recipe_spec.label_smoothing,
+        clip_grad_norm=recipe_spec.clip_grad_norm,
+        amp=amp,
+        channels_last=target.type == "cuda",
+        device=target,
+        callbacks=callbacks,
+        spec=spec_dict,
+        recipe=recipe_dict,
+        resume=resume,
+        force=force,
+        distributed=ranks,
+    )
+    if ranks is not None:
+        ranks.close()
+    return TrainResult(
+        result,
+        out_dir,
+        model_spec.name,
+        info.name,
+        str(target),
+        params,
+        normalization,
+        notes + result.notes,
+    )
+
+
+def _recipe_yaml(recipe: RecipeSpec) -> str:
+    import yaml
+
+    header = "# yaml-language-server: $schema=../../schemas/zoo-recipe.schema.json\n"
+    header += "# the resolved recipe this run trained with\n"
+    body = yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, width=100)
+    return header + body
+
+
+# --------------------------------------------------------------------------- progress display
+class ConsoleProgress(Callbacks):
+    """A rich progress bar per epoch on ``console`` (stderr): loss, accuracy, images/s and the
+    run's ETA; one line per finished epoch; the loop's notes as plain lines."""
+
+    def __init__(self, console: Console):
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+        from rich.progress import Progress as Bar
+
+        self.console = console
+        self.bar = Bar(
+            TextColumn("epoch {task.fields[epoch]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"),
+            console=console,
+            transient=True,
+        )
+        self.task: Any = None
+        self.epoch = 0
+
+    def __enter__(self) -> ConsoleProgress:
+        return self  # the bar starts with the first step: an error before it leaves no blank line
+
+    def __exit__(self, *exc: object) -> None:
+        if self.task is not None:
+            self.bar.stop()
+
+    def on_progress(self, progress: Progress) -> None:
+        eta = "" if progress.eta_s is None else f"  ETA {_duration(progress.eta_s)}"
+        stats = (
+            f"loss {progress.loss:.4f}  acc {progress.accuracy:.2%}  "
+            f"{progress.images_per_s:,.0f} img/s{eta}"
+        )
+        label = f"{progress.epoch}/{progress.epochs}"
+        if self.task is None:
+            self.bar.start()
+        if self.task is None or progress.epoch != self.epoch:
+            if self.task is not None:
+                self.bar.remove_task(self.task)
+            self.task = self.bar.add_task("", total=progress.steps, epoch=label, stats=stats)
+            self.epoch = progress.epoch
+        self.bar.update(self.task, completed=progress.step, epoch=label, stats=stats)
+
+    def on_epoch(self, metrics: dict[str, Any]) -> None:
+        val = (
+            ""
+            if metrics.get("val_acc") is None
+            else f"  val loss {metrics['val_loss']:.4f}  val acc {metrics['val_acc']:.2%}"
+        )
+        self.console.print(
+            f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.4f}  "
+            f"acc {metrics['train_acc']:.2%}{val}  {metrics['images_per_s']:,.0f} img/s  "
+            f"{_duration(metrics['seconds'])}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
+    def on_note(self, message: str) -> None:
+        self.console.print(message, markup=False, highlight=False, soft_wrap=True)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+__all__ = ["DEVICES", "ConsoleProgress", "TrainResult", "pick_device", "train"]

@@ -147,7 +147,11 @@ def save(
             f"the model's weights do not fit the spec {saved.name!r} ({mismatch}); "
             "pass the spec the model was built from"
         )
-    checkpoint = {"format": FORMAT, "spec": saved.model_dump(mode="json"), "state_dict": state}
+    checkpoint = {
+        "format": FORMAT,
+        "spec": saved.model_dump(mode="json", exclude_unset=True),
+        "state_dict": state,
+    }
     write_atomically(target, lambda handle: torch.save(checkpoint, handle), inputs)
 
 

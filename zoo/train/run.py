@@ -286,10 +286,13 @@ def train(
         raise ZooError(problems)
 
     out_dir = Path(out) if out is not None else _default_out(model_spec.name, info.name)
-    spec_dict = model_spec.model_dump(mode="json")
+    spec_dict = model_spec.model_dump(mode="json", exclude_unset=True)
     mean, std = _normalization(recipe_spec, info)
     normalization = {"mean": list(mean), "std": list(std)}
-    recipe_dict = {**recipe_spec.model_dump(mode="json"), "normalization": normalization}
+    recipe_dict = {
+        **recipe_spec.model_dump(mode="json", exclude_unset=True),
+        "normalization": normalization,
+    }
     if resume:
         _check_resume(out_dir / "last.pt", spec_dict, recipe_dict)
     elif (out_dir / "last.pt").exists() and not force:
@@ -412,7 +415,9 @@ def _recipe_yaml(recipe: RecipeSpec) -> str:
 
     header = "# yaml-language-server: $schema=../../schemas/zoo-recipe.schema.json\n"
     header += "# the resolved recipe this run trained with\n"
-    body = yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, width=100)
+    body = yaml.safe_dump(
+        recipe.model_dump(mode="json", exclude_unset=True), sort_keys=False, width=100
+    )
     return header + body
 
 

@@ -226,7 +226,7 @@ def _shipped_recipe(name: str) -> dict[str, Any] | None:
 
     if name not in shipped_recipe_names():
         return None
-    return load_recipe(name).model_dump(mode="json")
+    return load_recipe(name).model_dump(mode="json", exclude_unset=True)
 
 
 def _pyplot() -> Any | None:

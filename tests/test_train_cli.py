@@ -164,3 +164,33 @@ def test_two_processes_on_the_cpu_train_as_one(tmp_path: Path) -> None:
     assert (out / "last.pt").is_file() and len(
         (out / "metrics.jsonl").read_text().splitlines()
     ) == 1
+
+
+def test_a_recipe_resize_fits_the_data_to_the_spec_for_training_and_evaluation(
+    capsys, mnist_dir, tmp_path
+) -> None:
+    # lenet takes 28x28; the same images at 20x20 would not fit without the resize
+    small = write_mnist(tmp_path / "small", n_train=128, n_test=32, size=20)
+    out = tmp_path / "run"
+    argv = lenet(small, out, "--epochs", "2")
+    code, _, err = zoo(capsys, *argv)
+    assert code == 1 and "resize them in the recipe" in err
+    code, _, err = zoo(capsys, *argv, "--recipe-set", "resize=28")
+    assert code == 0, err
+    saved = read_checkpoint(out / "last.pt")
+    assert saved["recipe"]["resize"] == 28
+    code, _, err = zoo(capsys, "eval", str(out), "--data", "mnist", "--data-dir", str(small))
+    assert code == 0, err  # evaluation resizes as training did
+
+
+def test_a_batch_that_cannot_fit_is_refused_before_anything_is_allocated(
+    capsys, mnist_dir, tmp_path, monkeypatch
+) -> None:
+    from zoo import compiler
+
+    monkeypatch.setattr(compiler, "free_memory_bytes", lambda device: 50_000_000)
+    code, _, err = zoo(capsys, *lenet(mnist_dir, tmp_path / "run"), "--batch", "4096")
+    assert code == 2 and "more than the 0.1 GB free on cpu" in err
+    fits = int(err.split("(--batch ")[1].split(")")[0])
+    assert 0 < fits < 4096
+    assert not (tmp_path / "run").exists()

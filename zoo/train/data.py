@@ -15,6 +15,7 @@ ONE normalization (normalizing only the training images is the TrashNet tutorial
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -367,6 +368,14 @@ def _common_size(paths: Sequence[str]) -> tuple[int, int] | None:
 
 
 # --------------------------------------------------------------------------- spec vs data
+def resized(info: DataInfo, resize: int | Sequence[int] | None) -> DataInfo:
+    """``info`` as a recipe's ``resize`` makes its images (the same data, another size)."""
+    if resize is None:
+        return info
+    size = (resize, resize) if isinstance(resize, int) else tuple(resize)
+    return dataclasses.replace(info, size=size)
+
+
 def check_spec_against_data(spec: ModelSpec, info: DataInfo) -> list[Problem]:
     """What stops ``spec`` from training on ``info``: input channels, input size and the number of
     classes against the network's output, each a problem located at the spec's line with its fix

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from zoo.errors import ExitCode, Problem, ZooError
-from zoo.spec.fields import Bool, Float, Int, SpecModel
+from zoo.spec.fields import Bool, Float, Int, Size, SpecModel
 from zoo.spec.inherit import apply_overrides, check_overrides, resolve_extends
 from zoo.spec.load import SPEC_SUFFIXES, from_mapping, has_child, read_spec_file, suggest
 from zoo.spec.yaml_loader import Located, SpecPath
@@ -365,6 +365,14 @@ class RecipeSpec(SpecModel):
             "The one normalization of training AND evaluation images: a named dataset's statistics, "
             "`computed` from the training set, or `none`."
         )
+    )
+    resize: Size | tuple[Size, Size] | None = Field(
+        None,
+        description=(
+            "Resize training AND evaluation images to this size (an int, or [height, width]) "
+            "before augmentation: data of another size than the spec's input (CIFAR's 32x32 for "
+            "a 224x224 net)."
+        ),
     )
 
 

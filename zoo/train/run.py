@@ -98,6 +98,59 @@ def pick_device(device: str | None) -> torch.device:
     return resolved
 
 
+def _memory_optimizer(recipe: Any) -> str:
+    """The optimizer of ``zoo.memory`` whose state the recipe's keeps as many copies of."""
+    kind = recipe.optimizer.type
+    if kind in ("adam", "adamw"):
+        return "adam"
+    if kind == "sgd" and not recipe.optimizer.momentum:
+        return "sgd"
+    return "momentum"  # SGD with momentum; RMSprop (its square averages)
+
+
+def _check_training_memory(
+    spec: ModelSpec, recipe: Any, batch: int, device: torch.device, force: bool
+) -> None:
+    """Refuse, before anything is allocated, a batch whose training step would not fit in the
+    device's free memory (zoo.memory's estimate of the peak), naming the largest batch that would:
+    out of memory at 224x224 on a small GPU is otherwise a crash minutes in."""
+    from zoo.compiler import free_memory_bytes
+    from zoo.memory import estimate_memory
+
+    free = free_memory_bytes(device)
+    if free is None or force:
+        return
+    size = spec.input.size if isinstance(spec.input.size, int) else spec.input.size[0]
+    width = spec.input.size if isinstance(spec.input.size, int) else spec.input.size[1]
+    shape = (batch, spec.input.channels, size, width)
+    optimizer = _memory_optimizer(recipe)
+    estimate = estimate_memory(spec, shape, optimizer)
+    if estimate.train_peak_bytes <= free:
+        return
+    one = estimate_memory(spec, (1, *shape[1:]), optimizer)
+    fixed = one.weight_bytes + one.optimizer_bytes
+    per_sample = max(1, one.train_activation_bytes)
+    fits = max(0, (free - fixed) // per_sample)
+    advice = (
+        f"a batch of about {fits} fits (--batch {fits})"
+        if fits
+        else "not even one sample fits: use a smaller input or model"
+    )
+    raise usage_error(
+        f"a training step of {spec.name} at batch {batch} needs about "
+        f"{estimate.train_peak_bytes / 1e9:,.1f} GB ({_OPTIMIZER_WORDS[optimizer]}), more than "
+        f"the {free / 1e9:,.1f} GB free on {device}; {advice}, or --force to try anyway",
+        file="zoo",
+    )
+
+
+_OPTIMIZER_WORDS = {
+    "sgd": "plain SGD",
+    "momentum": "with momentum state",
+    "adam": "Adam's two moments",
+}
+
+
 def _load_spec(spec: Any, overrides: Sequence[str]) -> tuple[ModelSpec, str]:
     """The validated spec and its resolved YAML (the text written to ``spec.yaml``)."""
     from zoo.spec.load import resolve, resolved_yaml, validate
@@ -250,7 +303,13 @@ def train(
     import torch
 
     import zoo
-    from zoo.train.data import check_spec_against_data, make_loaders, make_transforms, open_data
+    from zoo.train.data import (
+        check_spec_against_data,
+        make_loaders,
+        make_transforms,
+        open_data,
+        resized,
+    )
     from zoo.train.loop import fit, seed_everything
     from zoo.train.recipe import (
         build_augmentation,
@@ -281,6 +340,7 @@ def train(
     target = ranks.device if ranks is not None else pick_device(device)
     main = ranks is None or ranks.is_main  # only rank 0 writes files and reports
     info = open_data(data, root=data_dir, download=download, val_fraction=val_fraction, seed=seed)
+    info = resized(info, recipe_spec.resize)  # what the spec sees is the resized images
     problems = check_spec_against_data(model_spec, info)
     if problems:  # all of them at once, before any step
         raise ZooError(problems)
@@ -308,7 +368,9 @@ def train(
         else model_spec.input.size[0]
     )
     augmentation = build_augmentation(recipe_spec, height)
-    train_tf, eval_tf = make_transforms(mean, std, augmentation, channels=info.channels)
+    train_tf, eval_tf = make_transforms(
+        mean, std, augmentation, resize=recipe_spec.resize, channels=info.channels
+    )
     if workers is None:
         workers = 0 if target.type == "cpu" else min(8, os.cpu_count() or 1)
     generator = torch.Generator().manual_seed(seed)  # the shuffling order, saved for resume
@@ -339,6 +401,7 @@ def train(
         drop_last=drop_last,
         **samplers,
     )
+    _check_training_memory(model_spec, recipe_spec, batch_size, target, force)
     model = zoo.build(model_spec, device=target)
     params = sum(p.numel() for p in model.parameters())
     optimizer = build_optimizer(recipe_spec, model)

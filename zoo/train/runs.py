@@ -150,6 +150,7 @@ def evaluate_source(
         check_spec_against_data,
         make_transforms,
         open_data,
+        resized,
     )
     from zoo.train.loop import evaluate, read_checkpoint
 
@@ -181,6 +182,8 @@ def evaluate_source(
         spec = load_spec(source, overrides)
         source_text = str(weights) if weights is not None else "initialized weights"
     info = open_data(data, root=data_dir)
+    resize = recipe.get("resize") if isinstance(recipe, Mapping) else None
+    info = resized(info, resize)  # the size training resized to, if its recipe did
     problems = check_spec_against_data(spec, info)
     if problems:
         raise ZooError(problems, ExitCode.SPEC_ERROR)
@@ -189,7 +192,7 @@ def evaluate_source(
         if recipe is None:
             notes.append("no recipe: normalized with the training set's own mean and std")
     mean, std, how = normalization_of(recipe, info)
-    _, eval_transform = make_transforms(mean, std, channels=info.channels)
+    _, eval_transform = make_transforms(mean, std, resize=resize, channels=info.channels)
     dataset = info.val if split == "val" else info.train
     loader = DataLoader(
         TransformedDataset(dataset, eval_transform),

@@ -194,3 +194,22 @@ def test_a_batch_that_cannot_fit_is_refused_before_anything_is_allocated(
     fits = int(err.split("(--batch ")[1].split(")")[0])
     assert 0 < fits < 4096
     assert not (tmp_path / "run").exists()
+
+
+def test_running_out_of_memory_is_one_line_with_a_batch_that_fits(
+    capsys, mnist_dir, tmp_path, monkeypatch
+) -> None:
+    import torch
+
+    from zoo import compiler
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    from zoo.train import loop
+
+    monkeypatch.setattr(loop, "fit", out_of_memory)
+    monkeypatch.setattr(compiler, "free_memory_bytes", lambda device: 50_000_000)
+    code, _, err = zoo(capsys, *lenet(mnist_dir, tmp_path / "run"), "--force", "--epochs", "2")
+    assert code == 2 and "lenet ran out of memory on cpu at batch 32; a batch of about" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -108,6 +108,28 @@ def _memory_optimizer(recipe: Any) -> str:
     return "momentum"  # SGD with momentum; RMSprop (its square averages)
 
 
+def _training_shape(spec: ModelSpec, batch: int) -> tuple[int, int, int, int]:
+    size = spec.input.size
+    height, width = (size, size) if isinstance(size, int) else size
+    return batch, spec.input.channels, height, width
+
+
+def _batch_that_fits(spec: ModelSpec, recipe: Any, free: int) -> int:
+    """The largest batch whose training step fits in ``free`` bytes, by zoo.memory's estimate:
+    weights and optimizer state once, activations per sample."""
+    from zoo.memory import estimate_memory
+
+    one = estimate_memory(spec, _training_shape(spec, 1), _memory_optimizer(recipe))
+    fixed = one.weight_bytes + one.optimizer_bytes
+    return max(0, (free - fixed) // max(1, one.train_activation_bytes))
+
+
+def _fit_advice(fits: int) -> str:
+    if fits:
+        return f"a batch of about {fits} fits (--batch {fits})"
+    return "not even one sample fits: use a smaller input or model"
+
+
 def _check_training_memory(
     spec: ModelSpec, recipe: Any, batch: int, device: torch.device, force: bool
 ) -> None:
@@ -120,26 +142,37 @@ def _check_training_memory(
     free = free_memory_bytes(device)
     if free is None or force:
         return
-    size = spec.input.size if isinstance(spec.input.size, int) else spec.input.size[0]
-    width = spec.input.size if isinstance(spec.input.size, int) else spec.input.size[1]
-    shape = (batch, spec.input.channels, size, width)
     optimizer = _memory_optimizer(recipe)
-    estimate = estimate_memory(spec, shape, optimizer)
+    estimate = estimate_memory(spec, _training_shape(spec, batch), optimizer)
     if estimate.train_peak_bytes <= free:
         return
-    one = estimate_memory(spec, (1, *shape[1:]), optimizer)
-    fixed = one.weight_bytes + one.optimizer_bytes
-    per_sample = max(1, one.train_activation_bytes)
-    fits = max(0, (free - fixed) // per_sample)
-    advice = (
-        f"a batch of about {fits} fits (--batch {fits})"
-        if fits
-        else "not even one sample fits: use a smaller input or model"
-    )
     raise usage_error(
         f"a training step of {spec.name} at batch {batch} needs about "
         f"{estimate.train_peak_bytes / 1e9:,.1f} GB ({_OPTIMIZER_WORDS[optimizer]}), more than "
-        f"the {free / 1e9:,.1f} GB free on {device}; {advice}, or --force to try anyway",
+        f"the {free / 1e9:,.1f} GB free on {device}; "
+        f"{_fit_advice(_batch_that_fits(spec, recipe, free))}, or --force to try anyway",
+        file="zoo",
+    )
+
+
+def _out_of_memory(spec: ModelSpec, recipe: Any, batch: int, device: torch.device) -> ZooError:
+    """The one line for a run that ran out of memory anyway (another process took memory, or
+    --force): the batch that would fit in the memory the device has now, by the estimate."""
+    import torch
+
+    from zoo.compiler import free_memory_bytes
+
+    if device.type == "cuda":
+        torch.cuda.empty_cache()  # what this run held is free again: measure the device itself
+    free = free_memory_bytes(device)
+    advice = (
+        _fit_advice(_batch_that_fits(spec, recipe, free))
+        if free is not None
+        else "use a smaller --batch"
+    )
+    return usage_error(
+        f"{spec.name} ran out of memory on {device} at batch {batch}; {advice}. last.pt keeps "
+        "the last finished epoch (--resume continues from it)",
         file="zoo",
     )
 
@@ -439,26 +472,29 @@ def train(
         if callbacks is not None and main:
             callbacks.on_note(note)
     amp = None if recipe_spec.precision == "off" else recipe_spec.precision
-    result = fit(
-        model,
-        optimizer,
-        train_loader,
-        val_loader,
-        epochs=recipe_spec.epochs,
-        out_dir=out_dir,
-        scheduler=scheduler,
-        label_smoothing=recipe_spec.label_smoothing,
-        clip_grad_norm=recipe_spec.clip_grad_norm,
-        amp=amp,
-        channels_last=target.type == "cuda",
-        device=target,
-        callbacks=callbacks,
-        spec=spec_dict,
-        recipe=recipe_dict,
-        resume=resume,
-        force=force,
-        distributed=ranks,
-    )
+    try:
+        result = fit(
+            model,
+            optimizer,
+            train_loader,
+            val_loader,
+            epochs=recipe_spec.epochs,
+            out_dir=out_dir,
+            scheduler=scheduler,
+            label_smoothing=recipe_spec.label_smoothing,
+            clip_grad_norm=recipe_spec.clip_grad_norm,
+            amp=amp,
+            channels_last=target.type == "cuda",
+            device=target,
+            callbacks=callbacks,
+            spec=spec_dict,
+            recipe=recipe_dict,
+            resume=resume,
+            force=force,
+            distributed=ranks,
+        )
+    except torch.OutOfMemoryError:
+        raise _out_of_memory(model_spec, recipe_spec, recipe_spec.batch_size, target) from None
     if ranks is not None:
         ranks.close()
     return TrainResult(

@@ -6,7 +6,7 @@ import difflib
 import os
 import reprlib
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
@@ -430,10 +430,11 @@ class _Bases:
     relative to the extending file. An absolute path is refused: a base is named by where it lies
     from its child."""
 
-    def __init__(self, top: Located):
+    def __init__(self, top: Located, locate: Callable[..., Path]):
         # the chain is resolved one file at a time (find its base, read it, then find that one's
         # base), so the file read last is the one whose extends: is looked up next
         self.extending = top.file
+        self.locate = locate  # (ref, folder, skip=the extending file) -> the base's path
 
     def read(self, path: Path) -> Located:
         located = _read_base(path)
@@ -443,7 +444,16 @@ class _Bases:
     def find(self, ref: str, folder: Path) -> Path:
         if Path(ref).is_absolute():
             raise _io_error(f"{ref} is an absolute path; give a path relative to this file")
-        return _locate(ref, folder, skip=os.path.realpath(self.extending))
+        return self.locate(ref, folder, skip=os.path.realpath(self.extending))
+
+
+def resolve_chain(
+    located: Located, overrides: Sequence[str] = (), locate: Callable[..., Path] | None = None
+) -> Located:
+    """``located`` with its ``extends:`` chain merged in and ``overrides`` applied; bases are
+    found by ``locate(ref, folder, skip=...)`` (default: as specs are found; recipes pass theirs)."""
+    bases = _Bases(located, locate or _locate)
+    return apply_overrides(resolve_extends(located, bases.read, bases.find), overrides)
 
 
 SpecSource = str | os.PathLike[str] | Mapping[str, Any]
@@ -467,9 +477,7 @@ def resolve(source: SpecSource, overrides: Sequence[str] = ()) -> Located:
             ),
             ExitCode.USAGE_ERROR,
         )
-    bases = _Bases(located)
-    located = resolve_extends(located, bases.read, bases.find)
-    return apply_overrides(located, overrides)
+    return resolve_chain(located, overrides)
 
 
 def load_spec(source: SpecSource, overrides: Sequence[str] = ()) -> ModelSpec:

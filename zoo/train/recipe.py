@@ -30,8 +30,15 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from zoo.errors import ExitCode, Problem, ZooError
 from zoo.spec.fields import Bool, Float, Int, Size, SpecModel
-from zoo.spec.inherit import apply_overrides, check_overrides, resolve_extends
-from zoo.spec.load import SPEC_SUFFIXES, from_mapping, has_child, read_spec_file, suggest
+from zoo.spec.inherit import check_overrides
+from zoo.spec.load import (
+    SPEC_SUFFIXES,
+    from_mapping,
+    has_child,
+    read_spec_file,
+    resolve_chain,
+    suggest,
+)
 from zoo.spec.yaml_loader import Located, SpecPath
 
 if TYPE_CHECKING:
@@ -441,22 +448,6 @@ def find_recipe(
     return path
 
 
-class _Bases:
-    """``find`` and ``read`` for :func:`resolve_extends`, with recipes' own lookup."""
-
-    def __init__(self, top: Located):
-        self.extending = top.file
-
-    def read(self, path: Path) -> Located:
-        self.extending = str(path)
-        return read_spec_file(path)
-
-    def find(self, ref: str, folder: Path) -> Path:
-        if Path(ref).is_absolute():
-            raise _io_error(f"{ref} is an absolute path; give a path relative to this file", "io")
-        return find_recipe(ref, folder, skip=os.path.realpath(self.extending))
-
-
 RecipeSource = Union[str, os.PathLike, Mapping[str, Any], RecipeSpec]  # noqa: UP007
 """A recipe as :func:`load_recipe` takes it: a shipped name, a YAML path, its data, or a recipe."""
 
@@ -479,9 +470,7 @@ def resolve_recipe(source: RecipeSource, overrides: Sequence[str] = ()) -> Locat
             ),
             ExitCode.USAGE_ERROR,
         )
-    bases = _Bases(located)
-    located = resolve_extends(located, bases.read, bases.find)
-    return apply_overrides(located, overrides)
+    return resolve_chain(located, overrides, find_recipe)
 
 
 def load_recipe(source: RecipeSource, overrides: Sequence[str] = ()) -> RecipeSpec:

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import zoo
+import zoo.types  # registers the built-in types: known_types() is read below, at import
 from tests.conftest import SPEC_NAMES
 from zoo.errors import ZooError
 from zoo.spec.load import known_types, resolve, validate

@@ -18,6 +18,7 @@ from zoo import registry
 from zoo.errors import ExitCode, Problem, ZooError, ZooWarning, usage_error
 from zoo.files import file_kind, open_regular
 from zoo.spec.inherit import apply_overrides, check_overrides, resolve_extends
+from zoo.spec.problems import Grammar, located_problems
 from zoo.spec.yaml_loader import (
     MAX_BYTES,
     MAX_DEPTH,
@@ -418,7 +419,9 @@ def validate(located: Located) -> ModelSpec:
 
         spec = ModelSpec.model_validate(located.data)
     except ValidationError as exc:
-        raise ZooError(_problems(exc, located)) from None
+        tags = known_types()
+        grammar = Grammar(ModelSpec, model_for_type, lambda path: tags, also_members=("plugin",))
+        raise ZooError(located_problems(exc, located, grammar)) from None
     spec._located = located
     return spec
 
@@ -527,120 +530,3 @@ def resolved_yaml(located: Located, data: Any = None) -> str:
         width=100,
     )
     return header + body
-
-
-# --------------------------------------------------------------------------- pydantic -> Problem
-def has_child(data: Any, key: Any) -> bool:
-    """``data[key]`` exists: a mapping's key or a list's index (pydantic's ``loc`` also holds the
-    names of union members it tried, which are neither)."""
-    if isinstance(data, dict):
-        return key in data
-    return isinstance(data, list) and isinstance(key, int) and 0 <= key < len(data)
-
-
-def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[tuple[str | int, ...], Any, Any]:
-    """Drop pydantic's union-member components from ``loc``; return (path, parent data, data at path)."""
-    path: list[str | int] = []
-    parent, current = None, data
-    for item in loc:
-        if has_child(current, item):
-            parent, current = current, current[item]
-            path.append(item)
-        elif isinstance(item, str) and (
-            not isinstance(current, dict)
-            or model_for_type(item)
-            or item in ("plugin", "list")
-            or "[" in item
-        ):
-            continue  # a tag pydantic adds for the union member it tried (scalars have no keys)
-        else:
-            parent, current = current, None
-            path.append(item)
-    return tuple(path), parent, current
-
-
-def _model_at(parent: Any) -> type[BaseModel] | None:
-    if isinstance(parent, dict):
-        kind = parent.get("type")
-        if isinstance(kind, str) and model_for_type(kind):
-            return model_for_type(kind)
-        if "type" not in parent:
-            from zoo.spec.schema import ModelSpec
-
-            return ModelSpec
-    return None
-
-
-def suggest(word: str, options: Sequence[str]) -> str:
-    """The end of an "unknown ..." message: the closest of ``options``, else all of them."""
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    return f"did you mean {close[0]!r}?" if close else f"valid: {', '.join(options)}"
-
-
-def _union_member_fits(error: Any) -> bool:
-    """For `int | [int, int]` fields, the error of the member matching the input's kind is the useful one."""
-    tried_sequence = any(isinstance(i, str) and ("tuple" in i or "list" in i) for i in error["loc"])
-    if tried_sequence:  # pydantic went inside, so the input was a sequence, unless refused whole
-        return error["type"] not in ("tuple_type", "list_type")
-    return not isinstance(error["input"], list | tuple)
-
-
-def _scalar_or_sequence_union(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...] | None:
-    """The ``loc`` of the field when ``loc`` goes through a member of a scalar-or-sequence union
-    (``kernel: int | [int, int]``): pydantic names the member tried right after the field, where the
-    data holds a scalar or a list, not a mapping. ``None`` for errors of any other field."""
-    current = data
-    for n, item in enumerate(loc):
-        if has_child(current, item):
-            current = current[item]
-        elif isinstance(item, str) and not isinstance(current, dict):
-            return loc[:n]
-        elif not isinstance(current, dict) or item in current:
-            return None
-    return None
-
-
-def _problems(exc: ValidationError, located: Located) -> list[Problem]:
-    problems: list[Problem] = []
-    seen: set[tuple[Any, ...]] = set()
-    errors = exc.errors(include_url=False)
-    # `kernel: [true, 3]` fails both members of `int | [int, int]`; only the errors of the member
-    # that fits the kind of value written (here the pair's) say what is wrong
-    unions = [_scalar_or_sequence_union(e["loc"], located.data) for e in errors]
-    fitted = {u for u, e in zip(unions, errors, strict=True) if u and _union_member_fits(e)}
-    errors = [
-        e for u, e in zip(unions, errors, strict=True) if u not in fitted or _union_member_fits(e)
-    ]
-    for error in errors:
-        path, parent, value = _strip_tags(error["loc"], located.data)
-        kind, message, at_key = error["type"], error["msg"], False
-        if kind == "extra_forbidden":
-            model = _model_at(parent)
-            fields = sorted(model.model_fields) if model else []
-            message = (
-                f"unknown field; {suggest(str(path[-1]), fields)}" if fields else "unknown field"
-            )
-            at_key = True
-        elif kind == "missing":
-            message = f"missing required field '{path[-1]}'"
-        elif (
-            kind in ("union_tag_invalid", "union_tag_not_found")
-            and isinstance(value, dict)
-            and "type" in value
-        ):
-            tag = value["type"]
-            message = f"unknown type {tag!r}; {suggest(str(tag), known_types())}"
-            path, kind = (*path, "type"), "unknown_type"
-        elif kind in ("union_tag_invalid", "union_tag_not_found"):
-            message = f"missing 'type'; one of: {', '.join(known_types())}"
-            kind = "missing_type"
-        elif kind == "value_error":
-            message = message.removeprefix("Value error, ")
-        problem = located.problem(path, message, kind, at_key=at_key)
-        key = (problem.file, problem.line, problem.column, problem.path)
-        if key not in seen:  # a union reports a mistake once per member it tried: keep the best
-            seen.add(key)
-            problems.append(problem)
-    # in the order they are written (stable: one place keeps its order); no line goes last
-    problems.sort(key=lambda p: (p.file or "", p.line is None, p.line or 0, p.column or 0))
-    return problems

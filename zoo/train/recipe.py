@@ -31,14 +31,8 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from zoo.errors import ExitCode, Problem, ZooError
 from zoo.spec.fields import Bool, Float, Int, Size, SpecModel
 from zoo.spec.inherit import check_overrides
-from zoo.spec.load import (
-    SPEC_SUFFIXES,
-    from_mapping,
-    has_child,
-    read_spec_file,
-    resolve_chain,
-    suggest,
-)
+from zoo.spec.load import SPEC_SUFFIXES, from_mapping, read_spec_file, resolve_chain
+from zoo.spec.problems import Grammar, located_problems
 from zoo.spec.yaml_loader import Located, SpecPath
 
 if TYPE_CHECKING:
@@ -494,7 +488,7 @@ def validate_recipe(located: Located) -> RecipeSpec:
     try:
         recipe = RecipeSpec.model_validate(located.data)
     except ValidationError as exc:
-        raise ZooError(_problems(exc, located)) from None
+        raise ZooError(located_problems(exc, located, _GRAMMAR)) from None
     problems = [located.problem(path, message, "recipe") for path, message in _conflicts(recipe)]
     if problems:
         raise ZooError(problems)
@@ -564,59 +558,24 @@ def _conflicts(recipe: RecipeSpec) -> list[tuple[SpecPath, str]]:
 
 
 # --------------------------------------------------------------------------- located errors
-def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[SpecPath, Any, type[SpecModel]]:
-    """Drop pydantic's union-member names from ``loc``: (path, parent data, model at the parent)."""
-    path: list[str | int] = []
-    parent, current, model = None, data, RecipeSpec
-    for item in loc:
-        if has_child(current, item):
-            parent, current = current, current[item]
-            path.append(item)
-        elif isinstance(current, dict) and item == current.get("type") and item in _MODEL_OF_TAG:
-            model = _MODEL_OF_TAG[item]  # the member of a tagged union pydantic tried
-        elif not isinstance(current, dict):
-            continue  # a member of a scalar union (`float | None`)
-        else:
-            parent, current = current, None
-            path.append(item)
-    return tuple(path), parent, model
+def _union(path: SpecPath) -> str:
+    """The tagged union a node at ``path`` is a member of: ``optimizer``, ``schedule``, ``augment``."""
+    return next(p for p in path if isinstance(p, str))
 
 
-def _problems(exc: ValidationError, located: Located) -> list[Problem]:
-    problems: list[Problem] = []
-    seen: set[tuple[Any, ...]] = set()
-    for error in exc.errors(include_url=False):
-        path, _, model = _strip_tags(error["loc"], located.data)
-        kind, message, at_key = error["type"], error["msg"], False
-        if kind == "extra_forbidden":
-            message = f"unknown field; {suggest(str(path[-1]), sorted(model.model_fields))}"
-            if model is not RecipeSpec:
-                message += (
-                    f" ({model.model_fields['type'].annotation.__args__[0]} has no such field)"
-                )
-            at_key = True
-        elif kind == "missing":
-            message = f"missing required field '{path[-1]}'"
-        elif kind in ("union_tag_invalid", "union_tag_not_found"):
-            field = next(p for p in path if isinstance(p, str))
-            tags = [m.model_fields["type"].annotation.__args__[0] for m in _TAGGED[field]]
-            value = error["input"]
-            if kind == "union_tag_invalid":
-                message = f"unknown {field} type {value.get('type')!r}; {suggest(str(value.get('type')), tags)}"
-                path = (*path, "type")
-            else:
-                message = f"missing 'type'; one of: {', '.join(tags)}"
-        elif kind == "model_attributes_type" or kind == "model_type":
-            message = f"expected a mapping with a 'type', got {type(error['input']).__name__}"
-        elif kind == "value_error":
-            message = message.removeprefix("Value error, ")
-        problem = located.problem(path, message, kind, at_key=at_key)
-        key = (problem.file, problem.line, problem.column, problem.path)
-        if key not in seen:
-            seen.add(key)
-            problems.append(problem)
-    problems.sort(key=lambda p: (p.file or "", p.line is None, p.line or 0, p.column or 0))
-    return problems
+def _tags(path: SpecPath) -> list[str]:
+    """The valid tags of a node at ``path``, in the order of its union."""
+    return [m.model_fields["type"].annotation.__args__[0] for m in _TAGGED[_union(path)]]
+
+
+_GRAMMAR = Grammar(
+    RecipeSpec,
+    _MODEL_OF_TAG.get,
+    _tags,
+    type_noun=lambda path: f"{_union(path)} type",
+    name_members=True,
+    type_kinds=("union_tag_invalid", "union_tag_not_found"),
+)
 
 
 def recipe_schema() -> dict[str, Any]:

@@ -16,7 +16,9 @@ of several repeats), because absolute times on shared machines are noise.
 7. latency: `zoo bench --latency`'s timings (median and IQR after warm-up) taken twice over, and
    a cold first call against them;
 8. training: zoo's training loop (zoo.train.loop.fit) against a hand-written loop like the
-   tutorials', same model, data in memory, batch and steps, in images/s on the CPU.
+   tutorials', same model, data in memory, batch and steps, in images/s on the CPU;
+9. training on a GPU (when there is one): the same with bf16 autocast and channels_last against
+   the plain fp32 loop, and the share of the time zoo's loop waits on its loader.
 
 `python benchmarks/run.py --only SECTION` re-measures one section and merges it into report.json
 (the others are kept); `--render` rewrites report.md from report.json without measuring.
@@ -25,6 +27,7 @@ of several repeats), because absolute times on shared machines are noise.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -557,6 +560,189 @@ def _training_row(
     }
 
 
+# (model, --set overrides, batch, timed steps, augmentation): CIFAR-sized ResNet-18 with the
+# cifar10 recipe's crops and flips, and ImageNet-sized ResNet-50 as zoo train feeds it
+GPU_TRAINING_MODELS = (
+    ("resnet18", ("input.size=[32, 32]", "head.2.out=10"), 256, 5 if QUICK else 40, True),
+    ("resnet50", ("head.2.out=10",), 128, 3 if QUICK else 20, False),
+)
+GPU_TRAINING_GOAL = 2.0
+"""zoo's loop with bf16 autocast and channels_last against the plain fp32 hand loop on a GPU."""
+GPU_DATA_WAIT_GOAL = 0.05
+"""The most of zoo's training time spent waiting for the loader (its ``data_wait``)."""
+
+
+class _UInt8Images:
+    """In-memory uint8 CHW images and labels, the form a decoded dataset has before its
+    transforms (``zoo train``'s pipeline converts, augments and normalizes them per sample)."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], int(self.labels[index])
+
+
+def bench_training_gpu(
+    device: str = "cuda", models: tuple = GPU_TRAINING_MODELS, repeats: int = TRAINING_REPEATS
+) -> list[dict[str, Any]]:
+    """On a GPU: zoo.train.loop.fit with bf16 autocast and channels_last against the plain fp32
+    hand loop, and fit in fp32 against it (the loop's own overhead), each on its own copy of the
+    same initial weights, fed by the same kind of loader ``zoo train`` makes (zoo.train.data's
+    transforms on uint8 images in memory, workers, pinned memory), one epoch of ``steps`` steps
+    per run in interleaved pairs. ``data_wait`` is fit's share of the epoch spent waiting for a
+    batch. No rows without a CUDA device (``device`` may name another, for a smoke test)."""
+    from zoo.train.data import DataInfo, make_transforms
+    from zoo.train.loop import fit
+
+    if device == "cuda" and not torch.cuda.is_available():
+        return []
+    target = torch.device(device)
+    torch.backends.cudnn.benchmark = True  # as zoo train sets it on CUDA
+    workers = min(8, os.cpu_count() or 1)
+    rows = []
+    for name, overrides, batch, steps, augment in models:
+        spec = zoo.load_spec(name, overrides)
+        height, width = _size(spec)
+        generator = torch.Generator().manual_seed(0)
+        images = torch.randint(
+            0, 256, (batch * steps, 3, height, width), dtype=torch.uint8, generator=generator
+        )
+        labels = torch.randint(0, 10, (batch * steps,), generator=generator)
+        train = _UInt8Images(images, labels)
+        info = DataInfo(
+            name="memory", description="random uint8 images in memory", root=Path("."),
+            channels=3, size=(height, width), classes=[str(k) for k in range(10)],
+            train=train, val=train,
+        )  # fmt: skip
+        augmentation = []
+        if augment:
+            from torchvision.transforms import v2
+
+            augmentation = [v2.RandomCrop(height, padding=4), v2.RandomHorizontalFlip()]
+        transform, _ = make_transforms((0.5,) * 3, (0.25,) * 3, augmentation, channels=3)
+
+        loader = functools.partial(_memory_loader, info, batch, transform, workers)
+
+        torch.manual_seed(0)
+        initial = zoo.build(spec).state_dict()
+        for candidate, amp, channels_last in (
+            ("zoo fit bf16 channels_last", "bf16", True),
+            ("zoo fit fp32", None, False),
+            ("hand fp32 (A/A)", None, False),
+        ):
+            rows.append(
+                _gpu_training_row(
+                    name, spec, loader, initial, batch, steps, target, candidate, amp, channels_last,
+                    fit if candidate.startswith("zoo") else None, repeats,
+                )
+            )  # fmt: skip
+    return rows
+
+
+def _memory_loader(info: Any, batch: int, transform: Any, workers: int) -> Any:
+    """The training loader zoo train would make for ``info`` (shuffled, workers, pinned memory)."""
+    from zoo.train.data import make_loaders
+
+    train, _ = make_loaders(
+        info, batch, transform, transform, workers=workers,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    return train
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _hand_loop_on(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: Any, device: torch.device
+) -> None:
+    """The seeds' loop on a device: each batch moved with ``.to(device)``, fp32, the running
+    loss and accuracy read with ``.item()`` every step."""
+    criterion = torch.nn.CrossEntropyLoss()
+    model.train()
+    total_loss, correct = 0.0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        optimizer.zero_grad()
+        out = model(x)
+        loss = criterion(out, y)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item() * y.size(0)
+        correct += (out.argmax(1) == y).sum().item()
+    _synchronize(device)
+
+
+def _gpu_training_row(
+    name: str,
+    spec: zoo.ModelSpec,
+    make_loader: Callable[[], Any],
+    initial: dict[str, torch.Tensor],
+    batch: int,
+    steps: int,
+    device: torch.device,
+    candidate: str,
+    amp: str | None,
+    channels_last: bool,
+    fit: Callable[..., Any] | None,
+    repeats: int,
+) -> dict[str, Any]:
+    """One row of :func:`bench_training_gpu`: ``fit`` (or, with ``fit=None``, a second hand
+    loop) against the hand loop, each with its own model, optimizer and loader."""
+
+    def setup() -> tuple[torch.nn.Module, torch.optim.Optimizer, Any]:
+        model = zoo.build(spec, device=device)
+        model.load_state_dict(initial)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        return model, optimizer, make_loader()
+
+    zoo_side, hand_side = setup(), setup()
+    waits: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def run_zoo() -> float:
+            model, optimizer, loader = zoo_side
+            start = time.perf_counter()
+            if fit is None:
+                _hand_loop_on(model, optimizer, loader, device)
+                return time.perf_counter() - start
+            result = fit(
+                model, optimizer, loader, epochs=1, out_dir=tmp, force=True, device=device,
+                amp=amp, channels_last=channels_last,
+            )  # fmt: skip
+            waits.append(result.history[-1]["data_wait"])
+            return result.history[-1]["seconds"]  # ends with a synchronisation
+
+        def run_hand() -> float:
+            model, optimizer, loader = hand_side
+            start = time.perf_counter()
+            _hand_loop_on(model, optimizer, loader, device)
+            return time.perf_counter() - start
+
+        # warm-up: workers start, cuDNN picks its algorithms, autocast caches its casts
+        run_zoo(), run_hand()
+        waits.clear()
+        zoo_times, hand_times, _ = paired(run_zoo, run_hand, repeats, warmup=0)
+    images = batch * steps
+    return {
+        "model": name,
+        "candidate": candidate,
+        "input": "x".join(map(str, (batch, spec.input.channels, *_size(spec)))),
+        "steps": steps,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else device.type,
+        "zoo_img_s": images / statistics.median(zoo_times),
+        "hand_img_s": images / statistics.median(hand_times),
+        "ratio": statistics.median(h / z for z, h in zip(zoo_times, hand_times, strict=True)),
+        "data_wait": statistics.median(waits) if waits else None,
+    }
+
+
 SECTIONS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "tracing": bench_tracing,
     "runtime": bench_runtime,
@@ -566,6 +752,7 @@ SECTIONS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "memory": bench_memory,
     "latency": bench_latency,
     "training": bench_training,
+    "training_gpu": bench_training_gpu,
 }
 
 
@@ -694,6 +881,7 @@ def render(report: dict[str, Any]) -> str:
         "",
     ]
     md += _render_memory(report) + _render_latency(report) + _render_training(report)
+    md += _render_training_gpu(report)
     return "\n".join(md)
 
 
@@ -802,6 +990,52 @@ def _render_training(report: dict[str, Any]) -> list[str]:
                 "ratio",
                 "zoo_whole_img_s",
                 "whole_ratio",
+            ],
+        ),
+        "",
+    ]
+
+
+def _render_training_gpu(report: dict[str, Any]) -> list[str]:
+    if "training_gpu" not in report:
+        return []
+    md = [
+        "## Training on a GPU: zoo's loop with AMP and channels_last against a plain fp32 loop",
+        "",
+    ]
+    if not report["training_gpu"]:
+        return [
+            *md,
+            "Not measured: the machine that ran this report had no CUDA device. "
+            "`python benchmarks/run.py --only training_gpu` on one fills this section.",
+            "",
+        ]
+    goal, wait = GPU_TRAINING_GOAL, int(GPU_DATA_WAIT_GOAL * 100)
+    return [
+        *md,
+        "`zoo.train.loop.fit` as `zoo train` runs it on CUDA (bf16 autocast, model and batches in "
+        "`channels_last`, cuDNN autotuning) against the tutorials' fp32 loop (`.to(device)` per "
+        "batch, `.item()` every step), then `fit` in fp32, then the hand loop against itself "
+        "(A/A: the noise floor). Both sides have their own copy of the same initial weights, "
+        "SGD with momentum, and the loader `zoo train` makes: uint8 images in memory, zoo's "
+        "transforms per sample in workers, pinned memory; one epoch of `steps` steps per run, "
+        f"{TRAINING_REPEATS} interleaved pairs after a warm-up pair. `ratio` is the median "
+        "per-pair ratio zoo/hand of images/s; `data_wait` is fit's share of its epoch spent "
+        f"waiting for the next batch. Goals: `ratio` at least {goal}x for bf16 with "
+        f"channels_last, and `data_wait` under {wait}% (the GPU never waits on data).",
+        "",
+        _table(
+            report["training_gpu"],
+            [
+                "model",
+                "candidate",
+                "input",
+                "steps",
+                "device",
+                "zoo_img_s",
+                "hand_img_s",
+                "ratio",
+                "data_wait",
             ],
         ),
         "",

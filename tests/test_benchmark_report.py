@@ -66,3 +66,42 @@ def test_committed_report_trains_with_zoo_at_least_as_fast_as_a_hand_written_loo
     noise = max(abs(1 - r["ratio"]) for r in rows if r["candidate"] == "hand (A/A)")
     for row in fit_rows:
         assert row["ratio"] >= runner.TRAINING_GOAL - max(noise, 0.03), row
+
+
+def test_committed_gpu_training_rows_meet_their_goals_when_a_gpu_measured_them() -> None:
+    runner = _runner()
+    rows = _report().get("training_gpu")
+    assert rows is not None, "make bench records the GPU section, empty without CUDA"
+    if not rows:
+        assert "Not measured: the machine" in runner.render(_report())
+        return
+    models = {name for name, *_ in runner.GPU_TRAINING_MODELS}
+    assert {row["model"] for row in rows} == models
+    noise = max(abs(1 - r["ratio"]) for r in rows if r["candidate"].startswith("hand"))
+    for row in rows:
+        if row["candidate"] == "zoo fit bf16 channels_last":
+            assert row["ratio"] >= runner.GPU_TRAINING_GOAL - max(noise, 0.03), row
+        if row["candidate"].startswith("zoo"):
+            assert row["data_wait"] <= runner.GPU_DATA_WAIT_GOAL, row
+
+
+def test_the_gpu_training_benchmark_runs_its_whole_path_on_the_cpu() -> None:
+    # the section needs CUDA for real figures; on the CPU (bf16 autocast and channels_last work
+    # there too) a tiny run checks its code path, so a lent GPU's time goes to measuring
+    runner = _runner()
+    tiny = (("squeezenet1_1", ("input.size=[32, 32]",), 8, 2, True),)
+    rows = runner.bench_training_gpu("cpu", tiny, repeats=1)
+    assert [row["candidate"] for row in rows] == [
+        "zoo fit bf16 channels_last",
+        "zoo fit fp32",
+        "hand fp32 (A/A)",
+    ]
+    for row in rows:
+        assert row["device"] == "cpu" and row["input"] == "8x3x32x32" and row["steps"] == 2
+        assert row["zoo_img_s"] > 0 and row["hand_img_s"] > 0 and row["ratio"] > 0
+        assert (row["data_wait"] is None) == row["candidate"].startswith("hand")
+        if row["data_wait"] is not None:
+            assert 0 <= row["data_wait"] <= 1
+    assert "| squeezenet1_1 | zoo fit bf16 channels_last | 8x3x32x32 |" in "\n".join(
+        runner._render_training_gpu({"training_gpu": rows})
+    )

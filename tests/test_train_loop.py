@@ -11,6 +11,7 @@ import json
 import math
 import os
 import signal
+import time
 
 import pytest
 import torch
@@ -85,17 +86,43 @@ def setup(seed: int = 0, epochs: int = 3, spec: dict = SPEC):
     return model, optimizer, scheduler, train, val
 
 
+WALL_CLOCK = ("seconds", "images_per_s", "data_wait")
+
+
 def timeless(history: list[dict]) -> list[dict]:
     """The metrics that must repeat exactly (wall-clock ones cannot)."""
-    return [
-        {k: v for k, v in row.items() if k not in ("seconds", "images_per_s")} for row in history
-    ]
+    return [{k: v for k, v in row.items() if k not in WALL_CLOCK} for row in history]
 
 
 def assert_same_weights(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+class SlowLoader:
+    """``loader``'s batches, each ``delay`` seconds late: an input pipeline slower than the step."""
+
+    def __init__(self, loader: DataLoader, delay: float):
+        self.loader, self.delay = loader, delay
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            time.sleep(self.delay)
+            yield batch
+
+
+def test_data_wait_is_the_share_of_the_epoch_spent_waiting_for_batches(tmp_path):
+    model, optimizer, _, train, _ = setup(epochs=1)
+    fast = fit(model, optimizer, train, epochs=1, out_dir=tmp_path / "fast")
+    slow = fit(model, optimizer, SlowLoader(train, 0.05), epochs=1, out_dir=tmp_path / "slow")
+    # 7 steps of a few milliseconds each against 7 waits of 50 ms
+    assert 0 <= fast.history[0]["data_wait"] < slow.history[0]["data_wait"] - 0.2
+    assert 0.6 < slow.history[0]["data_wait"] <= 1.0
+    assert slow.history[0]["seconds"] >= 7 * 0.05
 
 
 def straight_run(tmp_path, epochs: int = 3):

@@ -65,8 +65,12 @@ METRIC_FIELDS = (
     "lr",
     "seconds",
     "images_per_s",
+    "data_wait",
 )
-"""The columns of ``metrics.csv`` (and keys of each ``metrics.jsonl`` line), in order."""
+"""The columns of ``metrics.csv`` (and keys of each ``metrics.jsonl`` line), in order.
+``data_wait`` is the fraction of the epoch's training time the loop spent waiting for the loader's
+next batch (timm's "data time"): near 0, the device never waited on data; large, the input pipeline
+is the bottleneck (more ``--workers``)."""
 
 Amp = Literal["bf16", "fp16"] | None
 _AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}  # torch dtype names (torch loads lazily)
@@ -403,6 +407,30 @@ class _Run:
         self.partial: dict[str, Any] | None = None  # accumulators of a partial epoch
 
 
+class _TimedBatches:
+    """Iterate ``loader`` and add up the seconds spent waiting in its ``next()``.
+
+    The host runs ahead of an accelerator's queue of kernels, so it blocks in ``next()`` only when
+    the batch is not ready: the seconds counted here are the ones the device may have starved in.
+    """
+
+    def __init__(self, loader: Any):
+        self.loader = loader
+        self.seconds = 0.0
+
+    def __iter__(self) -> Iterator[Any]:
+        batches = iter(self.loader)
+        while True:
+            start = time.perf_counter()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            finally:
+                self.seconds += time.perf_counter() - start
+            yield batch
+
+
 class _Meter:
     """Training loss and accuracy of one epoch, summed on the device from each step's own forward
     pass; read (a synchronisation) only by :meth:`check` and the properties."""
@@ -678,7 +706,8 @@ def fit(
             window_start, window_seen = epoch_start, 0
             model.train()
             step = 0
-            for step, batch in enumerate(train_loader, 1):
+            batches = _TimedBatches(train_loader)
+            for step, batch in enumerate(batches, 1):
                 if step <= skip:
                     if step == skip and rng_after is not None:  # the RNG when the run stopped
                         _set_rng_state(rng_after, train_loader)
@@ -750,6 +779,7 @@ def fit(
                 "lr": _lr(optimizer),
                 "seconds": elapsed,
                 "images_per_s": rate,
+                "data_wait": min(batches.seconds / max(elapsed, 1e-9), 1.0),
             }
             if val_loader is not None:
                 result = evaluate(

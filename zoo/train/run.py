@@ -372,6 +372,10 @@ def train(
     ranks = dist.from_env(device=device or "auto") if dist.launched() else None
     target = ranks.device if ranks is not None else pick_device(device)
     main = ranks is None or ranks.is_main  # only rank 0 writes files and reports
+    if target.type == "cuda":
+        # every batch has one shape: let cuDNN time its convolution algorithms once and keep the
+        # fastest (as timm's train script does); GPU runs are not bitwise repeatable anyway
+        torch.backends.cudnn.benchmark = True
     info = open_data(data, root=data_dir, download=download, val_fraction=val_fraction, seed=seed)
     info = resized(info, recipe_spec.resize)  # what the spec sees is the resized images
     problems = check_spec_against_data(model_spec, info)
@@ -570,10 +574,13 @@ class ConsoleProgress(Callbacks):
             if metrics.get("val_acc") is None
             else f"  val loss {metrics['val_loss']:.4f}  val acc {metrics['val_acc']:.2%}"
         )
+        # worth a user's attention only when the input pipeline holds the training back
+        wait = metrics.get("data_wait") or 0.0
+        waited = f"  waiting on data {wait:.0%} (more --workers?)" if wait >= 0.1 else ""
         self.console.print(
             f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.4f}  "
             f"acc {metrics['train_acc']:.2%}{val}  {metrics['images_per_s']:,.0f} img/s  "
-            f"{_duration(metrics['seconds'])}",
+            f"{_duration(metrics['seconds'])}{waited}",
             markup=False,
             highlight=False,
             soft_wrap=True,

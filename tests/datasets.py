@@ -194,3 +194,25 @@ def write_image_folder(
             target.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image, "L" if channels == 1 else "RGB").save(target / f"{i:04d}.png")
     return root
+
+
+def write_mixed_split_folder(
+    root: Path | str,
+    classes: tuple[str, ...] = ("a", "b"),
+    train_size: int = 16,
+    val_size: int = 20,
+    val_name: str = "val",
+) -> Path:
+    """An image folder whose ``train/`` and validation folder (``val_name``: ``val`` or ``test``)
+    hold images of two sizes, ``train_size`` and ``val_size``, as when the splits were made apart.
+    Returns root."""
+    import shutil
+    import tempfile
+
+    root = Path(root)
+    write_image_folder(root, classes, n_train=2, n_val=1, size=train_size)
+    shutil.rmtree(root / "val")
+    with tempfile.TemporaryDirectory() as other:
+        write_image_folder(other, classes, n_train=1, n_val=1, size=val_size, seed=1)
+        shutil.move(Path(other) / "val", root / val_name)
+    return root

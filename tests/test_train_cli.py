@@ -213,3 +213,64 @@ def test_running_out_of_memory_is_one_line_with_a_batch_that_fits(
     code, _, err = zoo(capsys, *lenet(mnist_dir, tmp_path / "run"), "--force", "--epochs", "2")
     assert code == 2 and "lenet ran out of memory on cpu at batch 32; a batch of about" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def _rows(out: Path) -> list[dict]:
+    """The run's metrics without the wall-clock ones."""
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    clock = ("seconds", "images_per_s", "data_wait")
+    return [{k: v for k, v in row.items() if k not in clock} for row in rows]
+
+
+def test_resume_with_workers_is_exact_and_keeps_the_runs_recipe(
+    capsys, mnist_dir, tmp_path, monkeypatch
+) -> None:
+    # a loader with workers draws their seed from its generator once per run (persistent
+    # workers): the shuffling order has a generator of its own, so a resume repeats it
+    straight = tmp_path / "straight"
+    code, _, stderr = zoo(capsys, *lenet(mnist_dir, straight, "--epochs", "2", "--workers", "1"))
+    assert code == 0, stderr
+
+    out = tmp_path / "stopped"
+    shown = train_run.ConsoleProgress.on_epoch
+
+    def interrupt_after_first(self, metrics):
+        shown(self, metrics)
+        if metrics["epoch"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(train_run.ConsoleProgress, "on_epoch", interrupt_after_first)
+    code, _, stderr = zoo(capsys, *lenet(mnist_dir, out, "--epochs", "2", "--workers", "1"))
+    assert code == 130, stderr
+    monkeypatch.setattr(train_run.ConsoleProgress, "on_epoch", shown)
+    # no --epochs: a resumed run goes on with the recipe in its folder
+    code, _, stderr = zoo(capsys, *lenet(mnist_dir, out, "--workers", "1", "--resume"))
+    assert code == 0, stderr
+    assert _rows(out) == _rows(straight)
+    a, b = read_checkpoint(straight / "last.pt"), read_checkpoint(out / "last.pt")
+    assert all(a["model"][k].equal(b["model"][k]) for k in a["model"])
+
+    # a longer run is a new run: refused, with the reason
+    code, _, stderr = zoo(capsys, *lenet(mnist_dir, out, "--epochs", "3", "--resume"))
+    assert code == 2 and "epochs: 2 then, 3 now" in stderr and "laid out over its epochs" in stderr
+
+
+def test_a_run_folder_that_cannot_be_one_is_refused_before_training(
+    capsys, mnist_dir, tmp_path
+) -> None:
+    in_the_way = tmp_path / "afile"
+    in_the_way.write_text("mine")
+    code, stdout, stderr = zoo(capsys, *lenet(mnist_dir, in_the_way, "--epochs", "1"))
+    assert code == 3 and stdout == "" and "Traceback" not in stderr
+    assert "a file is in the way" in stderr and in_the_way.read_text() == "mine"
+
+    busy = tmp_path / "notes"
+    busy.mkdir()
+    (busy / "metrics.txt").write_text("mine")
+    code, _, stderr = zoo(capsys, *lenet(mnist_dir, busy, "--epochs", "1"))
+    assert code == 2 and "is not empty (metrics.txt) and holds no run" in stderr
+    assert sorted(p.name for p in busy.iterdir()) == ["metrics.txt"]  # nothing written
+
+    below_a_file = in_the_way / "run"
+    code, _, stderr = zoo(capsys, *lenet(mnist_dir, below_a_file, "--epochs", "1", "--force"))
+    assert code == 3 and "cannot create the run folder" in stderr and "Traceback" not in stderr

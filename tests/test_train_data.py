@@ -18,10 +18,12 @@ from tests.datasets import (
     write_cifar100,
     write_fashion_mnist,
     write_image_folder,
+    write_mixed_split_folder,
     write_mnist,
 )
 from zoo.errors import ExitCode, ZooError
 from zoo.train.data import (
+    UnreadableImage,
     check_spec_against_data,
     compute_normalization,
     make_loaders,
@@ -130,12 +132,76 @@ def test_incomplete_dataset(tmp_path):
     assert "incomplete or unreadable" in text and "--download" in text
 
 
-def test_corrupt_dataset(tmp_path):
+def _rewrite(path, edit):
+    path.write_bytes(edit(path.read_bytes()))
+
+
+@pytest.mark.parametrize(
+    ("name", "edit", "expected"),
+    [
+        ("train-images-idx3-ubyte", lambda b: b"\x00\x00\x08\x03junk", "truncated: 8 bytes"),
+        ("train-images-idx3-ubyte", lambda b: b[:1000], "header gives 64 images of 28x28"),
+        ("train-images-idx3-ubyte", lambda b: b + b"\x00" * 5, "5 bytes too long"),
+        (
+            "t10k-labels-idx1-ubyte",
+            lambda b: b"garbage\n",
+            "magic number 0x67617262, not 0x00000801",
+        ),
+        ("train-labels-idx1-ubyte", lambda b: b"\x1f\x8b" + b, "gzip-compressed"),
+        (  # a consistent file of 63 labels for 64 images
+            "train-labels-idx1-ubyte",
+            lambda b: b[:7] + b"\x3f" + b[8:-1],
+            "63 labels, but train-images-idx3-ubyte has 64 images",
+        ),
+        (
+            "t10k-labels-idx1-ubyte",
+            lambda b: b[:-1] + b"\xc8",
+            "labels outside 0..9 (1, the first 200",
+        ),
+    ],
+)
+def test_corrupt_mnist_names_the_file_and_what_is_wrong(tmp_path, name, edit, expected):
     write_mnist(tmp_path)
-    (tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03junk")
+    path = tmp_path / "MNIST" / "raw" / name
+    _rewrite(path, edit)
     with pytest.raises(ZooError) as excinfo:
         open_data("mnist", tmp_path)
-    assert "could not be read" in _one_line_error(excinfo)
+    text = _one_line_error(excinfo)
+    assert expected in text
+    # a label out of range is found in the arrays torchvision read: the folder, not one file
+    assert text.startswith(f"{path.parent if 'labels outside' in text else path}: ")
+
+
+def test_corrupt_cifar_names_the_file(tmp_path):
+    write_cifar10(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_3"
+    path.write_bytes(b"garbage\n")
+    with pytest.raises(ZooError) as excinfo:
+        open_data("cifar10", tmp_path)
+    text = _one_line_error(excinfo)
+    assert text.startswith(f"{path}: not a readable pickle") and "--download" in text
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [("mnsit", "did you mean 'mnist'?"), ("Fashion-MNST", "did you mean 'fashion_mnist'?")],
+)
+def test_a_misspelt_dataset_name_suggests_the_closest(tmp_path, monkeypatch, data, expected):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ZooError) as excinfo:
+        open_data(data, tmp_path)
+    text = _one_line_error(excinfo)
+    assert f"no such dataset or folder {data!r}; {expected}" in text
+
+
+def test_a_misspelt_folder_suggests_its_sibling(tmp_path):
+    write_image_folder(tmp_path / "shapes", n_train=1, n_val=1)
+    with pytest.raises(ZooError) as excinfo:
+        open_data(str(tmp_path / "shapse"))
+    assert f"did you mean {str(tmp_path / 'shapes')!r}?" in _one_line_error(excinfo)
+    with pytest.raises(ZooError) as excinfo:  # a folder under --data-dir: give its path
+        open_data("shapes", tmp_path)
+    assert f"give the folder's path ({tmp_path / 'shapes'})" in _one_line_error(excinfo)
 
 
 @pytest.mark.parametrize(
@@ -158,6 +224,126 @@ def test_val_classes_must_match_train(tmp_path):
     with pytest.raises(ZooError) as excinfo:
         open_data(tmp_path)
     assert "missing: ['b']" in _one_line_error(excinfo)
+
+
+def _truncated_png(path):
+    """A PNG whose header reads (PIL's open) but whose pixels do not (PIL's load)."""
+    path.write_bytes(path.read_bytes()[:60])
+
+
+@pytest.mark.parametrize("where", ["train", "val"])
+def test_an_unreadable_image_is_named_at_start_up(tmp_path, where):
+    write_image_folder(tmp_path, classes=("a", "b"), n_train=2, n_val=2, size=8)
+    bad = tmp_path / where / "b" / "zzz.png"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ZooError) as excinfo:
+        open_data(tmp_path)
+    text = _one_line_error(excinfo)
+    assert text.startswith(f"{bad}: not a readable image (UnidentifiedImageError")
+
+
+def test_training_headers_past_the_cap_are_a_seeded_sample(tmp_path, monkeypatch):
+    from zoo.train import data
+
+    write_image_folder(tmp_path, classes=("a", "b"), n_train=6, n_val=1, size=8)
+    monkeypatch.setattr(data, "_HEADER_CHECKS", 4)
+    paths = [str(p) for p in sorted((tmp_path / "train").rglob("*.png"))]
+    sample = data._header_sample(paths, seed=0)
+    assert len(sample) == 4 and list(sample) == sorted(sample)  # in order: the disk reads ahead
+    assert data._header_sample(paths, seed=0) == sample != data._header_sample(paths, seed=1)
+    assert data._header_sample(paths[:4], seed=0) == paths[:4]  # up to the cap: every one
+
+
+def test_an_image_that_fails_later_names_its_file(tmp_path):
+    write_image_folder(tmp_path, classes=("a", "b"), n_train=2, n_val=1, size=8)
+    bad = sorted((tmp_path / "train" / "b").glob("*.png"))[-1]
+    _truncated_png(bad)
+    info = open_data(tmp_path)  # its header reads: the start-up check passes it
+    index = [p for p, _ in info.train.samples].index(str(bad))
+    with pytest.raises(UnreadableImage) as excinfo:
+        info.train[index]
+    text = _one_line_error(excinfo)
+    assert text.startswith(f"{bad}: not a readable image (OSError: image file is truncated")
+    # in a DataLoader worker: torch re-raises it from its traceback text, as the same one line
+    train_tf, eval_tf = make_transforms((0.5,) * 3, (0.5,) * 3)
+    loader, _ = make_loaders(info, 8, train_tf, eval_tf, workers=1, persistent_workers=False)
+    with pytest.raises(UnreadableImage) as excinfo:
+        list(loader)
+    assert _one_line_error(excinfo) == text
+
+
+def test_train_and_val_of_two_sizes_need_a_resize(tmp_path, write_spec):
+    write_mixed_split_folder(tmp_path, train_size=16, val_size=20)
+    info = open_data(tmp_path)
+    assert info.size is None
+    assert "mixed sizes: 16x16 in training, 20x20 in validation" in info.description
+    spec = zoo.load_spec(write_spec(SPEC.replace("channels: 1, size: 28", "channels: 3, size: 16")))
+    (problem,) = [p for p in check_spec_against_data(spec, info) if p.kind == "data_size"]
+    assert "resize: [16, 16]" in problem.message
+
+
+def test_test_folder_validates_when_there_is_no_val(tmp_path):
+    write_image_folder(tmp_path, classes=("a", "b"), n_train=2, n_val=1, size=8)
+    (tmp_path / "val").rename(tmp_path / "test")
+    info = open_data(tmp_path)
+    assert info.classes == ["a", "b"] and (len(info.train), len(info.val)) == (4, 2)
+    assert info.val.root == str(tmp_path / "test") and "validation images in test/" in (
+        info.description
+    )
+    assert info.notes == [f"validation: {tmp_path}/test (there is no val/)"]
+    write_image_folder(tmp_path, classes=("a", "b"), n_train=2, n_val=1, size=8)  # and val/ too
+    info = open_data(tmp_path)
+    assert info.val.root == str(tmp_path / "val") and "test is left out" in info.notes[0]
+    assert open_data(tmp_path / "train").classes == ["a", "b"]  # one folder: split by fraction
+
+
+def test_a_test_folder_of_another_size_needs_a_resize(tmp_path):
+    write_mixed_split_folder(tmp_path, train_size=8, val_size=12, val_name="test")
+    assert open_data(tmp_path).size is None
+
+
+@pytest.mark.parametrize(
+    ("splits", "expected"),
+    [
+        (("train",), "has train/ but no val/ or test/ beside it"),
+        (("train", "valid"), "subfolders named like splits (train/, valid/), not classes"),
+        (("val", "test"), "subfolders named like splits (test/, val/), not classes"),
+    ],
+)
+def test_split_folders_are_not_classes(tmp_path, splits, expected):
+    for split in splits:
+        write_image_folder(tmp_path / split, classes=("a", "b"), n_train=2, split=False)
+    with pytest.raises(ZooError) as excinfo:
+        open_data(tmp_path)
+    assert expected in _one_line_error(excinfo)
+
+
+@pytest.mark.parametrize(
+    ("data", "kwargs", "expected"),
+    [
+        ("mnist", {"val_fraction": 0.2}, "MNIST has its own test split"),
+        ("split", {"val_fraction": 0.2}, "has its own val/ split"),
+        ("test", {"val_fraction": 0.2}, "has its own test/ split"),
+        ("split", {"root": "data"}, "--data-dir is where the named datasets"),
+        ("flat", {"root": "data"}, "--data-dir is where the named datasets"),
+    ],
+)
+def test_options_that_would_be_ignored_are_usage_errors(tmp_path, data, kwargs, expected):
+    write_mnist(tmp_path)
+    write_image_folder(tmp_path / "split", classes=("a", "b"), n_train=2, n_val=1, size=8)
+    write_image_folder(tmp_path / "test", classes=("a", "b"), n_train=2, n_val=1, size=8)
+    (tmp_path / "test" / "val").rename(tmp_path / "test" / "test")
+    write_image_folder(tmp_path / "flat", classes=("a", "b"), n_train=2, split=False)
+    source = data if data == "mnist" else tmp_path / data
+    if data == "mnist":
+        kwargs = {**kwargs, "root": tmp_path}
+    with pytest.raises(ZooError) as excinfo:
+        open_data(source, **kwargs)
+    error = excinfo.value
+    assert error.exit_code == ExitCode.USAGE_ERROR and len(error.problems) == 1
+    assert expected in error.problems[0].format()
+    if data == "flat":  # without --data-dir, --val-fraction is what splits it
+        assert len(open_data(source, val_fraction=0.5).val) == 6
 
 
 def test_bad_fraction_is_a_usage_error(tmp_path):

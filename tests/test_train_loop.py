@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 import zoo
 from zoo.errors import ZooError
 from zoo.files import Interrupted
+from zoo.train import loop
 from zoo.train.loop import (
     CHECKPOINT_FORMAT,
     METRIC_FIELDS,
@@ -134,7 +135,8 @@ def straight_run(tmp_path, epochs: int = 3):
     return model, result
 
 
-def test_learns_and_writes_its_files(tmp_path):
+def test_learns_and_writes_its_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "_PROGRESS_SECONDS", math.inf)  # progress by steps only, here
     seen: list[Progress] = []
     epochs_seen: list[dict] = []
 
@@ -262,6 +264,8 @@ def test_signal_mid_epoch_saves_and_resumes_exactly(tmp_path):
     assert signal.getsignal(signal.SIGTERM) == handler  # handlers restored
     saved = read_checkpoint(tmp_path / "b" / "last.pt")
     assert (saved["epoch"], saved["step"]) == (1, 3)
+    before_stop = saved["partial"]["seconds"]
+    assert before_stop > 0
 
     model, optimizer, scheduler, train, val = setup(seed=5, epochs=3)
     resumed = fit(
@@ -269,6 +273,8 @@ def test_signal_mid_epoch_saves_and_resumes_exactly(tmp_path):
     )
     assert timeless(resumed.history) == timeless(full.history)
     assert_same_weights(model.state_dict(), straight.state_dict())
+    # the interrupted epoch's time is both parts of it
+    assert resumed.history[1]["seconds"] > before_stop
 
 
 def test_ctrl_c_between_epochs_stops_after_saving(tmp_path):
@@ -346,3 +352,17 @@ def test_bf16_autocast_on_cpu_trains(tmp_path):
     )
     row = result.history[0]
     assert math.isfinite(row["train_loss"]) and row["val_acc"] > 0.25
+
+
+def test_progress_on_the_cpu_comes_by_the_clock_too(tmp_path, monkeypatch):
+    # sync_every is larger than the epoch: without the clock, progress only at the epoch's end
+    monkeypatch.setattr(loop, "_PROGRESS_SECONDS", 0.0)
+    seen: list[Progress] = []
+
+    class Record(Callbacks):
+        def on_progress(self, progress: Progress) -> None:
+            seen.append(progress)
+
+    model, optimizer, _, train, _ = setup(epochs=1)
+    fit(model, optimizer, train, epochs=1, out_dir=tmp_path, callbacks=Record(), sync_every=1000)
+    assert [p.step for p in seen] == [1, 2, 3, 4, 5, 6, 7, 7]  # every step, then the epoch's end

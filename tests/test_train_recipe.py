@@ -245,9 +245,9 @@ def test_errors_from_inherited_fields_point_into_the_base():
     base = shipped_recipes_dir() / "cifar10.yaml"
     assert found[0].startswith(f"{base}:10:3: optimizer.momentum: unknown field")
     assert problems("cifar10", ("optimizer.typo=1",)) == [
-        "--set: optimizer.typo: unknown field; did you mean 'type'? (sgd has no such field)"
+        "--recipe-set: optimizer.typo: unknown field; did you mean 'type'? (sgd has no such field)"
     ]
-    assert problems("cifar10", ("nesterov",))[0].startswith("--set: expected PATH=VALUE")
+    assert problems("cifar10", ("nesterov",))[0].startswith("--recipe-set: expected PATH=VALUE")
 
 
 def test_nesterov_needs_momentum():

@@ -940,11 +940,13 @@ def _loaded(weights: Any, model: Any, name: str) -> str:
 
 # --------------------------------------------------------------------------- train (T)
 _TRAIN_EXIT_CODES = """\
-zoo train exits 1 when the spec does not fit the data (each mismatch located, with its fix) or the
-loss is not finite (last.pt keeps the last good epoch); 2 for a bad option or recipe override, a
-device this machine lacks, a run folder that holds a run (--resume or --force), or --resume with
-another spec or recipe; 3 when the data or recipe cannot be found or read; 130 on Ctrl-C (last.pt
-is saved first: --resume continues at the same step).
+zoo train exits 1 when the spec or recipe is invalid (a value given with --set, --recipe-set,
+--epochs, --batch or --lr included), the spec does not fit the data (each mismatch located, with its
+fix) or the loss is not finite (last.pt keeps the last good epoch); 2 for a malformed option, a
+device this machine lacks, a run folder that holds a run (--resume or --force) or other files, or
+--resume with another spec or recipe; 3 when the data or recipe cannot be found or read, or the run
+folder cannot be made; 130 on Ctrl-C (last.pt is saved first: --resume continues at the same step,
+with the recipe in the run folder).
 """
 
 
@@ -1043,7 +1045,9 @@ def _cmd_train(args: argparse.Namespace, err: Console, out: Stdout) -> int:
         command = dist.launcher_command(
             args.nproc_per_node, ["-m", "zoo", *args.argv], args.nnodes, args.rdzv_endpoint
         )
-        return subprocess.run(command, check=False).returncode
+        # torchrun sets one thread per process anyway, with a banner saying so; set it ourselves
+        env = {"OMP_NUM_THREADS": "1", **os.environ}
+        return subprocess.run(command, check=False, env=env).returncode
 
     with ConsoleProgress(err) as progress:
         result = train(
@@ -1067,7 +1071,8 @@ def _cmd_train(args: argparse.Namespace, err: Console, out: Stdout) -> int:
             compile=args.compile,
             callbacks=progress,
         )
-    out.write(result.summary() + "\n")
+    if result.is_main:  # one summary for a torchrun run, not one per process
+        out.write(result.summary() + "\n")
     return ExitCode.OK
 
 

@@ -433,43 +433,47 @@ def check_overrides(overrides: object) -> None:
     )
 
 
-def _usage(message: str, path: str = "", kind: str = "usage") -> ZooError:
-    return ZooError(Problem(message, "--set", path=path, kind=kind), ExitCode.USAGE_ERROR)
+def _usage(message: str, path: str = "", kind: str = "usage", option: str = "--set") -> ZooError:
+    return ZooError(Problem(message, option, path=path, kind=kind), ExitCode.USAGE_ERROR)
 
 
-def apply_overrides(located: Located, overrides: Sequence[str]) -> Located:
+def apply_overrides(located: Located, overrides: Sequence[str], option: str = "--set") -> Located:
     """Apply ``a.b.2.c=value`` overrides in order; values are YAML scalars or flow collections
     (``null`` clears a field; an empty value is refused, as it is usually a slip).
-    ``overrides`` were checked by :func:`check_overrides` before any file was read."""
+    ``overrides`` were checked by :func:`check_overrides` before any file was read. ``option``
+    is where problems they cause are located (``--set``; a recipe's are ``--recipe-set``)."""
     for text in overrides:
         dotted_path, sep, raw = text.partition("=")
         if not sep or not dotted_path.strip():
-            raise _usage(f"expected PATH=VALUE, e.g. stages.2.depth=23; got {text!r}")
-        value_doc = load_yaml(raw, f"--set {dotted_path}")
+            raise _usage(
+                f"expected PATH=VALUE, e.g. stages.2.depth=23; got {text!r}", option=option
+            )
+        value_doc = load_yaml(raw, f"{option} {dotted_path}")
         if not value_doc.value_marks:  # no YAML node at all, not even `null`
             raise _usage(
                 f"{text!r} has no value; write {dotted_path}=null to clear the field",
                 dotted_path,
                 "override",
+                option,
             )
         path = tuple(
             # a list index has a few digits; a longer number is a (bad) key, not an int to convert
             int(p) if p.lstrip("-").isdigit() and len(p) <= 9 else p
             for p in dotted_path.strip().split(".")
         )
-        _set(located, path, value_doc)
+        _set(located, path, value_doc, option)
     return located
 
 
-def _set(located: Located, path: SpecPath, value_doc: Located) -> None:
+def _set(located: Located, path: SpecPath, value_doc: Located, option: str) -> None:
     def fail(message: str) -> ZooError:
-        return _usage(message, dotted(path), "override")
+        return _usage(message, dotted(path), "override", option)
 
     if not isinstance(located.data, dict):
         raise fail("the spec is not a mapping")
     # Every key the override creates or replaces is marked as the override's, so a problem in
     # any of them (`foo` in `foo.bar.baz=3` is an unknown field) points at the override.
-    mark = ("--set", None, None)
+    mark = (option, None, None)
     parent: Any = located.data
     for depth, key in enumerate(path[:-1]):
         here = dotted(path[: depth + 1])
@@ -501,7 +505,7 @@ def _set(located: Located, path: SpecPath, value_doc: Located) -> None:
     # index out of range) points at the override, as every other problem it causes does.
     source = Located(
         value_doc.data,
-        "--set",
+        option,
         {(*full, *k): mark for k in value_doc.key_marks},
         {(*full, *k): mark for k in value_doc.value_marks},
     )

@@ -451,12 +451,17 @@ class _Bases:
 
 
 def resolve_chain(
-    located: Located, overrides: Sequence[str] = (), locate: Callable[..., Path] | None = None
+    located: Located,
+    overrides: Sequence[str] = (),
+    locate: Callable[..., Path] | None = None,
+    option: str = "--set",
 ) -> Located:
     """``located`` with its ``extends:`` chain merged in and ``overrides`` applied; bases are
-    found by ``locate(ref, folder, skip=...)`` (default: as specs are found; recipes pass theirs)."""
+    found by ``locate(ref, folder, skip=...)`` (default: as specs are found; recipes pass theirs).
+    Problems the overrides cause are located at ``option`` (the command-line option they came
+    from)."""
     bases = _Bases(located, locate or _locate)
-    return apply_overrides(resolve_extends(located, bases.read, bases.find), overrides)
+    return apply_overrides(resolve_extends(located, bases.read, bases.find), overrides, option)
 
 
 SpecSource = str | os.PathLike[str] | Mapping[str, Any]

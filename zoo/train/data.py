@@ -2,8 +2,10 @@
 
 ``DATA`` is a dataset name (``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100``: torchvision's
 own classes reading their files under ``root``, fetched only when ``download=True``) or an image
-folder: ``train/`` and ``val/`` with one subfolder per class, or one folder of class subfolders
-split into training and validation by a fraction with a fixed seed.
+folder: ``train/`` and ``val/`` (or ``test/`` when there is no ``val/``) with one subfolder per
+class, or one folder of class subfolders split into training and validation by a fraction with a
+fixed seed. Every image header is read when the folder is opened (a sample of a large training
+set), so a file that is not an image is named before any step.
 
 :func:`open_data` returns the datasets untransformed (PIL images and integer labels) with what
 they are (channels, size, class names); :func:`check_spec_against_data` compares them with a spec
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DATASETS",
     "DataInfo",
+    "UnreadableImage",
+    "check_data_source",
     "check_spec_against_data",
     "compute_normalization",
     "make_loaders",
@@ -62,7 +66,6 @@ DATASETS: dict[str, _Named] = {
 # what torchvision's ImageFolder reads (its IMG_EXTENSIONS), for the messages and the size check
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 DEFAULT_VAL_FRACTION = 0.1
-_SIZE_SAMPLE = 256  # image headers read to tell whether an image folder has one size
 
 
 @dataclass
@@ -112,9 +115,11 @@ def open_data(
     seed: int = 0,
 ) -> DataInfo:
     """Open ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100`` under ``root`` (default
-    ``./data``), or an image folder (``train/`` + ``val/``, or one folder split by
+    ``./data``), or an image folder (``train/`` + ``val/`` or ``test/``, or one folder split by
     ``val_fraction``, default 0.1, with ``seed``). Missing or unreadable data raises
-    :class:`ZooError` (exit code ``IO_ERROR``) naming the folder and the fix."""
+    :class:`ZooError` (exit code ``IO_ERROR``) naming the file or folder and the fix; ``root``
+    with an image folder, or ``val_fraction`` with data that has its own validation split, is a
+    usage error (``USAGE_ERROR``): neither would be used."""
     if val_fraction is not None and not (0 < val_fraction < 1):
         raise ZooError(
             Problem(f"the validation fraction must be between 0 and 1, got {val_fraction}"),
@@ -122,21 +127,71 @@ def open_data(
         )
     key = _canonical(str(name_or_path)) if not isinstance(name_or_path, Path) else None
     if key is not None:
+        if val_fraction is not None:
+            raise _usage(
+                f"--val-fraction holds out part of an image folder without val/; "
+                f"{DATASETS[key].title} has its own test split, which validates: leave it out"
+            )
         return _open_named(key, Path(root if root is not None else "data"), download)
+    check_data_source(name_or_path, root)
     path = Path(name_or_path).expanduser()
-    if not path.exists():
-        raise _data_error(
-            f"no such dataset or folder {str(name_or_path)!r}: give one of "
-            f"{', '.join(DATASETS)} or an image folder (train/ and val/ with a subfolder per "
-            "class, or one folder of class subfolders)",
-            path,
-        )
     if download:
-        raise ZooError(
-            Problem(f"--download fetches the named datasets ({', '.join(DATASETS)}), not {path}"),
-            ExitCode.USAGE_ERROR,
+        raise _usage(f"--download fetches the named datasets ({', '.join(DATASETS)}), not {path}")
+    if root is not None:  # None unless given: `--data-dir` is for the named datasets only
+        raise _usage(
+            f"--data-dir is where the named datasets ({', '.join(DATASETS)}) are; {path} is an "
+            "image folder, read where it is: leave --data-dir out"
         )
     return _open_folder(path, val_fraction, seed)
+
+
+def check_data_source(
+    name_or_path: str | os.PathLike[str], root: str | os.PathLike[str] | None = None
+) -> None:
+    """Raise :func:`open_data`'s error for ``DATA`` that is neither a dataset name nor an existing
+    path (``mnsit``: "no such dataset or folder 'mnsit'; did you mean 'mnist'?"), opening nothing:
+    for callers that read ``DATA`` before opening it, such as the choice of a recipe."""
+    if not isinstance(name_or_path, Path) and _canonical(str(name_or_path)) is not None:
+        return
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        raise _no_such_data(str(name_or_path), path, root)
+
+
+def _usage(message: str) -> ZooError:
+    """An option that does not apply to this data: exit code ``USAGE_ERROR``."""
+    return ZooError(Problem(message), ExitCode.USAGE_ERROR)
+
+
+def _no_such_data(text: str, path: Path, root: str | os.PathLike[str] | None) -> ZooError:
+    """``--data`` names no dataset and no folder: the closest dataset name or sibling folder."""
+    import difflib
+
+    from zoo.spec.problems import suggest
+
+    bare = "/" not in text and os.sep not in text
+    named = bare and _canonical(text) is None  # a Path("mnist") is a folder, not the name
+    hint = suggest(text.strip().lower(), list(DATASETS)) if named else ""
+    if not hint.startswith("did you mean"):
+        hint = ""
+        parent = path.parent
+        if parent.is_dir():
+            siblings = [p.name for p in parent.iterdir() if p.is_dir()]
+            close = difflib.get_close_matches(path.name, siblings, n=1, cutoff=0.6)
+            if close:
+                guess = close[0] if bare else str(parent / close[0])
+                hint = f"did you mean {guess!r}?"
+    if root is not None and (Path(root) / text).exists():
+        hint = (
+            f"--data-dir only says where the named datasets are: give the folder's path "
+            f"({Path(root) / text})"
+        )
+    if not hint:
+        hint = (
+            f"give one of {', '.join(DATASETS)} or an image folder (train/ and val/ with a "
+            "subfolder per class, or one folder of class subfolders)"
+        )
+    return _data_error(f"no such dataset or folder {text!r}; {hint}", path)
 
 
 def _open_named(key: str, root: Path, download: bool) -> DataInfo:
@@ -153,20 +208,29 @@ def _open_named(key: str, root: Path, download: bool) -> DataInfo:
             f"or add --download to fetch them (or --data-dir to look elsewhere)",
             folder,
         )
+    fix = "replace it with torchvision's file" + (
+        "" if download else " (or delete it and add --download)"
+    )
+    if not named.cls.startswith("CIFAR"):  # four IDX headers: each bad file named before reading
+        _check_idx_files(named, folder, fix)
     try:
         train = cls(str(root), train=True, download=download)
         val = cls(str(root), train=False, download=download)
-    except RuntimeError as exc:  # torchvision's "Dataset not found or corrupted"
+    except Exception as exc:  # torchvision's "Dataset not found or corrupted", a bad pickle, ...
+        if named.cls.startswith("CIFAR"):
+            _check_cifar_files(cls, named, folder, fix)  # names the bad file, if it can tell
         hint = "" if download else ", or add --download to fetch them"
-        raise _data_error(
-            f"{named.title} under {folder}/ is incomplete or unreadable ({describe_error(exc)}); "
-            f"put all of torchvision's {named.title} files there{hint}",
-            folder,
-        ) from None
-    except Exception as exc:  # a truncated file, a bad pickle, no network for --download
-        raise _data_error(
+        if isinstance(exc, RuntimeError):
+            raise _data_error(
+                f"{named.title} under {folder}/ is incomplete or unreadable "
+                f"({describe_error(exc)}); put all of torchvision's {named.title} files there{hint}",
+                folder,
+            ) from None
+        raise _data_error(  # no network for --download, ...
             f"{named.title} under {folder}/ could not be read: {describe_error(exc)}", folder
         ) from None
+    for dataset, split in ((train, "training"), (val, "test")):
+        _check_targets(named, folder, dataset, split)
     data = train.data  # MNIST: uint8 tensor (N, H, W); CIFAR: uint8 array (N, H, W, C)
     channels = 1 if data.ndim == 3 else int(data.shape[3])
     size = (int(data.shape[1]), int(data.shape[2]))
@@ -175,6 +239,139 @@ def _open_named(key: str, root: Path, download: bool) -> DataInfo:
         f"{channels}x{size[0]}x{size[1]}, {len(train.classes)} classes)"
     )
     return DataInfo(key, description, root, channels, size, list(train.classes), train, val)
+
+
+# MNIST's files: IDX, a header of a magic number (0, 0, type 0x08 = unsigned bytes, dimensions)
+# and one big-endian uint32 per dimension, then the values
+_IDX_FILES = {
+    "train-images-idx3-ubyte": 3,
+    "train-labels-idx1-ubyte": 1,
+    "t10k-images-idx3-ubyte": 3,
+    "t10k-labels-idx1-ubyte": 1,
+}
+
+
+def _check_idx_files(named: _Named, folder: Path, fix: str) -> None:
+    """Each of MNIST's IDX files that is there (torchvision reports missing ones, or downloads
+    them) has the right magic number and the length its header gives, and each split has as many
+    labels as images: else a data error naming the file and what is wrong, where torchvision
+    would fail on an ``assert`` without a message or a tensor of the wrong shape."""
+    counts: dict[str, int] = {}
+    for name, dims in _IDX_FILES.items():
+        path = folder / name
+        if not path.is_file():
+            continue
+        kind = "image" if dims == 3 else "label"
+        header = 4 + 4 * dims
+        try:
+            size = path.stat().st_size
+            with open(path, "rb") as f:
+                head = f.read(header)
+        except OSError as exc:
+            raise _data_error(f"could not be read: {describe_error(exc)}", path) from None
+        magic = 0x0800 + dims
+        if head[:2] == b"\x1f\x8b":
+            problem = (
+                f"gzip-compressed; torchvision reads {named.title}'s files uncompressed: gunzip it"
+            )
+        elif len(head) < header:
+            problem = f"truncated: {size} bytes, shorter than an IDX {kind} file's header; {fix}"
+        elif int.from_bytes(head[:4], "big") != magic:
+            problem = (
+                f"not an IDX {kind} file (magic number 0x{int.from_bytes(head[:4], 'big'):08x}, "
+                f"not 0x{magic:08x}): corrupt, or not {named.title}'s; {fix}"
+            )
+        else:
+            shape = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+            want = header + math.prod(shape)
+            if size == want:
+                counts[name] = shape[0]
+                continue
+            what = f"{shape[0]:,} {kind}s" + (f" of {shape[1]}x{shape[2]}" if dims == 3 else "")
+            if size < want:
+                problem = (
+                    f"truncated: {size:,} bytes, where its header gives {what} ({want:,} bytes)"
+                )
+            else:
+                problem = (
+                    f"{size - want:,} bytes too long for the {what} its header gives: corrupt, "
+                    f"or not {named.title}'s"
+                )
+            problem += f"; {fix}"
+        raise _data_error(problem, path)
+    for split in ("train", "t10k"):
+        images = counts.get(f"{split}-images-idx3-ubyte")
+        labels = counts.get(f"{split}-labels-idx1-ubyte")
+        if images is not None and labels is not None and images != labels:
+            raise _data_error(
+                f"{labels:,} labels, but {split}-images-idx3-ubyte has {images:,} images: "
+                f"the two are not {named.title}'s pair; {fix.replace(' it', ' both')}",
+                folder / f"{split}-labels-idx1-ubyte",
+            )
+
+
+def _check_cifar_files(cls: type, named: _Named, folder: Path, fix: str) -> None:
+    """After torchvision failed on CIFAR's files: the first one missing, not a pickle, or without
+    its rows of 3x32x32 bytes and as many labels, as a data error naming it (else nothing)."""
+    import pickle
+
+    import numpy as np
+
+    names = [name for name, _ in cls.train_list + cls.test_list]
+    for name in [*names, cls.meta["filename"]]:
+        path = folder / name
+        if not path.is_file():
+            return  # torchvision's own message says the files are incomplete
+        try:
+            with open(path, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+        except Exception as exc:
+            raise _data_error(
+                f"not a readable pickle ({describe_error(exc)}): corrupt, or not "
+                f"{named.title}'s; {fix}",
+                path,
+            ) from None
+        entry = entry if isinstance(entry, dict) else {}
+        if name == cls.meta["filename"]:
+            wrong = (
+                ""
+                if cls.meta["key"] in entry
+                else f"holds no {cls.meta['key']!r} (the class names)"
+            )
+        else:
+            labels = entry.get("labels", entry.get("fine_labels"))
+            data = np.asarray(entry.get("data", ()))
+            if labels is None or not data.size or data.size % 3072:
+                wrong = "holds no 'data' rows of 3x32x32 bytes and their 'labels'"
+            elif data.size // 3072 != len(labels):
+                wrong = f"holds {data.size // 3072:,} images but {len(labels):,} labels"
+            else:
+                wrong = ""
+        if wrong:
+            raise _data_error(f"{wrong}: corrupt, or not {named.title}'s; {fix}", path) from None
+
+
+def _check_targets(named: _Named, folder: Path, dataset: Any, split: str) -> None:
+    """As many labels as images, each a class index: a label out of range would fail only in the
+    loss, in the middle of an epoch (or as a device-side assert on CUDA)."""
+    import numpy as np
+
+    targets = np.asarray(dataset.targets)
+    classes = len(dataset.classes)
+    if len(targets) != len(dataset.data):
+        raise _data_error(
+            f"the {named.title} {split} set has {len(dataset.data):,} images but "
+            f"{len(targets):,} labels; put torchvision's {named.title} files there",
+            folder,
+        )
+    bad = np.flatnonzero((targets < 0) | (targets >= classes))
+    if len(bad):
+        raise _data_error(
+            f"the {named.title} {split} set has labels outside 0..{classes - 1} ({len(bad):,}, "
+            f"the first {int(targets[bad[0]])} at index {int(bad[0])}): corrupt or not "
+            f"{named.title}'s files; put torchvision's {named.title} files there",
+            folder,
+        )
 
 
 def _lenient_cifar(base: type) -> type:
@@ -245,8 +442,43 @@ class _PilLoader:
     def __call__(self, path: str) -> Any:
         from PIL import Image
 
-        with open(path, "rb") as f:
-            return Image.open(f).convert(self.mode)
+        try:
+            with open(path, "rb") as f:
+                return Image.open(f).convert(self.mode)
+        except Exception as exc:  # past the header check at start-up: truncated pixels, ...
+            raise UnreadableImage(_unreadable(exc), path) from None
+
+
+class UnreadableImage(ZooError):
+    """An image that could not be read: a data error (exit code ``IO_ERROR``) naming the file.
+
+    Made from its message and file, or from one string: a DataLoader worker's exception reaches
+    the main process as its type called with the worker's traceback text, whose last line is
+    ``zoo.train.data.UnreadableImage: FILE: message``; that line is read back, so the error a
+    worker raised is the same one line as in the main process."""
+
+    def __init__(self, message: str, file: str | os.PathLike[str] | None = None):
+        if file is None:
+            message, file = _from_traceback(message)
+        super().__init__(
+            Problem(message, None if file is None else str(file), kind="data"), ExitCode.IO_ERROR
+        )
+
+
+def _from_traceback(text: str) -> tuple[str, str | None]:
+    """``(message, file)`` from the last line of a worker's traceback (see UnreadableImage)."""
+    import re
+
+    lines = text.strip().splitlines()
+    line = lines[-1] if lines else text
+    line = line.removeprefix(f"{__name__}.{UnreadableImage.__qualname__}: ")
+    extensions = "|".join(re.escape(e) for e in IMAGE_EXTENSIONS)
+    match = re.match(rf"(.*?(?:{extensions})): (.*)", line, re.IGNORECASE)
+    return (match[2], match[1]) if match else (line, None)
+
+
+def _unreadable(exc: BaseException) -> str:
+    return f"not a readable image ({describe_error(exc)}); replace it or remove it from the folder"
 
 
 def _class_dirs(folder: Path) -> list[str]:
@@ -274,13 +506,25 @@ def _first_image(folder: Path) -> Path | None:
     return None
 
 
-def _open_folder(path: Path, val_fraction: float | None, seed: int) -> DataInfo:
-    from PIL import Image, UnidentifiedImageError
+# the names of split folders: refused as class names in a one-folder layout
+_SPLIT_NAMES = ("train", "training", "val", "valid", "validation", "test", "testing")
+# image headers read at start-up to find a corrupt file before any step (and the folder's size):
+# every validation image, and every training image up to this many, else a sample of this many
+# chosen with the seed. PIL's open reads only the header: ~60 us an image, 3 s for 50,000
+_HEADER_CHECKS = 50_000
 
+
+def _open_folder(path: Path, val_fraction: float | None, seed: int) -> DataInfo:
     if not path.is_dir():
         raise _data_error(f"{path} is a file; give a folder of class subfolders", path)
-    split = (path / "train").is_dir() and (path / "val").is_dir()
-    train_dir = path / "train" if split else path
+    notes: list[str] = []
+    val_dir = _val_dir(path, notes)
+    if val_dir is not None and val_fraction is not None:
+        raise _usage(
+            f"--val-fraction holds out part of an image folder without val/; {path} has its own "
+            f"{val_dir.name}/ split, which validates: leave --val-fraction out"
+        )
+    train_dir = path / "train" if val_dir is not None else path
     if not _class_dirs(train_dir):
         raise _data_error(
             f"{train_dir} has no class subfolders: an image folder holds one subfolder per class "
@@ -294,31 +538,31 @@ def _open_folder(path: Path, val_fraction: float | None, seed: int) -> DataInfo:
             train_dir,
         )
     try:
-        with Image.open(first) as image:
+        with _open_image(first) as image:
             mode = image.mode
-    except (OSError, UnidentifiedImageError) as exc:
-        raise _data_error(
-            f"{first} is not a readable image: {describe_error(exc)}", first
-        ) from None
+    except Exception as exc:
+        raise _data_error(_unreadable(exc), first) from None
     # Grayscale folders stay one channel (MNIST-like digits); everything else becomes RGB.
     loader = _PilLoader("L" if mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB")
     channels = 1 if loader.mode == "L" else 3
     train = _image_folder(train_dir, loader)
-    notes: list[str] = []
-    if split:
-        val = _image_folder(path / "val", loader)
+    if val_dir is not None:
+        val = _image_folder(val_dir, loader)
         if val.classes != train.classes:
             missing = sorted(set(train.classes) - set(val.classes))
             extra = sorted(set(val.classes) - set(train.classes))
             raise _data_error(
-                f"{path}/val has other classes than {path}/train (missing: {missing or 'none'}, "
+                f"{val_dir} has other classes than {train_dir} (missing: {missing or 'none'}, "
                 f"extra: {extra or 'none'}); give both the same class subfolders",
-                path / "val",
+                val_dir,
             )
-        classes, samples = list(train.classes), [p for p, _ in train.samples]
+        classes = list(train.classes)
+        train_paths, val_paths = [p for p, _ in train.samples], [p for p, _ in val.samples]
         description = (
             f"the image folder {path} ({len(train):,} training and {len(val):,} validation images"
         )
+        if val_dir.name != "val":
+            description += f" in {val_dir.name}/"
     else:
         fraction = DEFAULT_VAL_FRACTION if val_fraction is None else val_fraction
         full = train
@@ -329,16 +573,86 @@ def _open_folder(path: Path, val_fraction: float | None, seed: int) -> DataInfo:
                 "add images or give a train/ and val/ folder",
                 path,
             )
-        classes, samples = list(full.classes), [p for p, _ in full.samples]
+        classes = list(full.classes)
+        train_paths = [full.samples[i][0] for i in train.indices]
+        val_paths = [full.samples[i][0] for i in val.indices]
         notes.append(f"validation: {len(val):,} images ({fraction:.0%}) held out with seed {seed}")
         description = (
             f"the image folder {path} ({len(train):,} training and {len(val):,} validation images "
             f"held out at random, seed {seed}"
         )
-    size = _common_size(samples)
-    shape = f"{channels}x{size[0]}x{size[1]}" if size else f"{channels} channels, mixed sizes"
+    train_sizes = _header_sizes(_header_sample(train_paths, seed))
+    val_sizes = _header_sizes(val_paths)
+    sizes = train_sizes | val_sizes
+    size = next(iter(sizes)) if len(sizes) == 1 else None
+    if size is not None:
+        shape = f"{channels}x{size[0]}x{size[1]}"
+    elif len(train_sizes) == len(val_sizes) == 1:  # each split has one size, but not the same
+        (th, tw), (vh, vw) = train_sizes.pop(), val_sizes.pop()
+        shape = f"{channels} channels, mixed sizes: {th}x{tw} in training, {vh}x{vw} in validation"
+    else:
+        shape = f"{channels} channels, mixed sizes"
     description += f", {shape}, {len(classes)} classes)"
     return DataInfo(str(path), description, path, channels, size, classes, train, val, notes)
+
+
+def _val_dir(path: Path, notes: list[str]) -> Path | None:
+    """The validation folder of a ``train/`` + ``val/`` (or ``test/``) layout, None for one folder
+    of class subfolders; split folders taken for classes are refused."""
+    has = {name: (path / name).is_dir() for name in ("train", "val", "test")}
+    if has["train"] and (has["val"] or has["test"]):
+        if has["val"] and has["test"]:
+            notes.append(f"validation: {path}/val; {path}/test is left out (not read)")
+            return path / "val"
+        if has["test"]:
+            notes.append(f"validation: {path}/test (there is no val/)")
+        return path / ("val" if has["val"] else "test")
+    splits = [name for name in _class_dirs(path) if name.lower() in _SPLIT_NAMES]
+    if not splits:
+        return None
+    if splits == ["train"]:
+        raise _data_error(
+            f"{path} has train/ but no val/ or test/ beside it: add a val/ with the same class "
+            f"subfolders, or give {path / 'train'} itself to hold out a fraction for validation",
+            path,
+        )
+    raise _data_error(
+        f"{path} has subfolders named like splits ({', '.join(s + '/' for s in splits)}), not "
+        "classes: an image folder is train/ and val/ (or test/), each with a subfolder per class, "
+        "or one folder of class subfolders",
+        path,
+    )
+
+
+def _open_image(path: str | os.PathLike[str]) -> Any:
+    from PIL import Image
+
+    return Image.open(path)  # reads the header only; the pixels on first use
+
+
+def _header_sample(paths: Sequence[str], seed: int) -> Sequence[str]:
+    """``paths``, or a sample of ``_HEADER_CHECKS`` of them chosen with ``seed`` (in order)."""
+    import random
+
+    if len(paths) <= _HEADER_CHECKS:
+        return paths
+    picked = sorted(random.Random(seed).sample(range(len(paths)), _HEADER_CHECKS))
+    return [paths[i] for i in picked]
+
+
+def _header_sizes(paths: Sequence[str]) -> set[tuple[int, int]]:
+    """The ``(H, W)`` of the images ``paths`` (two at most: past one, the sizes are mixed), each
+    read from its header; the first that cannot be read is a data error naming it."""
+    sizes: set[tuple[int, int]] = set()
+    for path in paths:
+        try:
+            with _open_image(path) as image:
+                width, height = image.size
+        except Exception as exc:  # not an image, empty, unreadable, a decompression bomb
+            raise _data_error(_unreadable(exc), path) from None
+        if len(sizes) < 2:
+            sizes.add((height, width))
+    return sizes
 
 
 def _split(dataset: Any, fraction: float, seed: int) -> tuple[Any, Any]:
@@ -350,21 +664,6 @@ def _split(dataset: Any, fraction: float, seed: int) -> tuple[Any, Any]:
     n_val = max(1, round(n * fraction)) if n > 1 else 0
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     return Subset(dataset, sorted(order[n_val:])), Subset(dataset, sorted(order[:n_val]))
-
-
-def _common_size(paths: Sequence[str]) -> tuple[int, int] | None:
-    """``(H, W)`` when the images (a sample of their headers) share one size, else None."""
-    from PIL import Image
-
-    step = max(1, len(paths) // _SIZE_SAMPLE)
-    sizes = set()
-    for path in paths[::step]:
-        with Image.open(path) as image:  # reads the header only
-            sizes.add(image.size)
-        if len(sizes) > 1:
-            return None
-    (width, height) = sizes.pop()
-    return height, width
 
 
 # --------------------------------------------------------------------------- spec vs data

@@ -72,6 +72,10 @@ METRIC_FIELDS = (
 next batch (timm's "data time"): near 0, the device never waited on data; large, the input pipeline
 is the bottleneck (more ``--workers``)."""
 
+_PROGRESS_SECONDS = 0.2
+"""On the CPU, progress is reported at least this often (on a GPU, every ``sync_every`` steps:
+reading the sums there waits for the device)."""
+
 Amp = Literal["bf16", "fp16"] | None
 _AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}  # torch dtype names (torch loads lazily)
 
@@ -94,8 +98,9 @@ def seed_everything(seed: int) -> None:
 
 @dataclass(frozen=True)
 class Progress:
-    """What the loop tells ``Callbacks.on_progress`` every ``sync_every`` steps and at the end of
-    each epoch. ``loss`` and ``accuracy`` are the epoch's running means so far."""
+    """What the loop tells ``Callbacks.on_progress`` every ``sync_every`` steps (on the CPU, also
+    every fifth of a second) and at the end of each epoch. ``loss`` and ``accuracy`` are the
+    epoch's running means so far."""
 
     epoch: int  # 1-based
     epochs: int
@@ -138,7 +143,8 @@ class Callbacks:
     """Hooks for progress display; subclass and override what you need (all do nothing here)."""
 
     def on_progress(self, progress: Progress) -> None:
-        """Every ``sync_every`` training steps and at the end of each epoch's training."""
+        """Every ``sync_every`` training steps (on the CPU, also every fifth of a second) and at
+        the end of each epoch's training."""
 
     def on_epoch(self, metrics: dict[str, Any]) -> None:
         """After each epoch, its metrics row (the keys of :data:`METRIC_FIELDS`)."""
@@ -346,6 +352,8 @@ def write_curves(history: list[dict[str, Any]], path: Path) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return f"{path.name} not drawn: matplotlib is not installed (pip install 'zoo[plot]')"
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [row["epoch"] for row in history]
     figure, (loss_axes, acc_axes) = plt.subplots(1, 2, figsize=(9, 3.5))
     try:
@@ -355,6 +363,7 @@ def write_curves(history: list[dict[str, Any]], path: Path) -> str | None:
                 if any(v is not None for v in values):
                     axes.plot(epochs, values, marker="o", markersize=3, label=split)
             axes.set_xlabel("epoch")
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 2.5
             axes.set_title(title)
             axes.grid(alpha=0.3)
             axes.legend()
@@ -367,6 +376,19 @@ def write_curves(history: list[dict[str, Any]], path: Path) -> str | None:
     finally:
         plt.close(figure)
     return None
+
+
+def make_run_folder(path: Path) -> None:
+    """Create the run folder ``path`` (and its parents); one that cannot be made (a file in the
+    way, no permission) is one located I/O error."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ZooError(
+            Problem(f"cannot create the run folder: {reason}", str(path), kind="io"),
+            ExitCode.IO_ERROR,
+        ) from None
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:
@@ -597,15 +619,8 @@ def fit(
         raise usage_error(
             f"{out} already holds a run (last.pt): resume it, or force to start over", file="zoo"
         )
-    try:
-        if main:
-            out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ZooError(
-            Problem(f"cannot create the run folder: {reason}", str(out), kind="io"),
-            ExitCode.IO_ERROR,
-        ) from None
+    if main:
+        make_run_folder(out)
 
     model.to(device)
     if channels_last:
@@ -702,6 +717,8 @@ def fit(
             if hasattr(sampler, "set_epoch"):  # DistributedSampler: its order is (seed, epoch)
                 sampler.set_epoch(epoch)
             meter = _Meter(device, run.partial)
+            # the seconds this epoch trained before a mid-epoch stop count in its time
+            earlier = float((run.partial or {}).get("seconds", 0.0))
             epoch_start = time.perf_counter()
             window_start, window_seen = epoch_start, 0
             model.train()
@@ -738,7 +755,13 @@ def fit(
                 steps_timed += 1
                 # distributed ranks stop only where they agree: at the sync boundaries
                 signum = stop.signum if distributed is None else None
-                if step % sync_every == 0 or signum is not None:
+                # on the CPU reading the sums costs nothing: report by the clock as well
+                due = (
+                    meter.on_cpu
+                    and distributed is None
+                    and time.perf_counter() - window_start >= _PROGRESS_SECONDS
+                )
+                if step % sync_every == 0 or signum is not None or due:
                     meter.check(epoch, last_path, run, distributed)  # the synchronisation point
                     if distributed is not None:
                         signum = _agreed_signal(stop.signum, distributed)
@@ -753,6 +776,7 @@ def fit(
                     if distributed is not None:
                         meter.reduce(distributed)  # the checkpoint holds the global sums
                     run.partial = meter.partial()
+                    run.partial["seconds"] = earlier + time.perf_counter() - epoch_start
                     if main:
                         _write_bytes(last_path, checkpoint_bytes())
                     message = (
@@ -766,7 +790,7 @@ def fit(
             if meter.seen == 0:
                 raise usage_error("the training loader yielded no batch: the dataset is empty")
             meter.check(epoch, last_path, run, distributed)
-            elapsed = time.perf_counter() - epoch_start
+            elapsed = time.perf_counter() - epoch_start  # this call's part of the epoch
             rate = (meter.seen - meter.resumed) / max(elapsed, 1e-9)
             if step > skip:
                 callbacks.on_progress(progress(epoch, step, meter, rate))
@@ -777,7 +801,7 @@ def fit(
                 "val_loss": None,
                 "val_acc": None,
                 "lr": _lr(optimizer),
-                "seconds": elapsed,
+                "seconds": earlier + elapsed,
                 "images_per_s": rate,
                 "data_wait": min(batches.seconds / max(elapsed, 1e-9), 1.0),
             }

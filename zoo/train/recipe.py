@@ -464,7 +464,7 @@ def resolve_recipe(source: RecipeSource, overrides: Sequence[str] = ()) -> Locat
             ),
             ExitCode.USAGE_ERROR,
         )
-    return resolve_chain(located, overrides, find_recipe)
+    return resolve_chain(located, overrides, find_recipe, option="--recipe-set")
 
 
 def load_recipe(source: RecipeSource, overrides: Sequence[str] = ()) -> RecipeSpec:
@@ -526,7 +526,9 @@ def _conflicts(recipe: RecipeSpec) -> list[tuple[SpecPath, str]]:
             (
                 ("schedule", "warmup_epochs"),
                 f"the warm-up ({schedule.warmup_epochs} epochs) must end before the last of "
-                f"the {recipe.epochs} epochs",
+                f"the {recipe.epochs} epochs; shorten it (--recipe-set "
+                f"schedule.warmup_epochs={recipe.epochs - 1}) or train longer (--epochs "
+                f"{schedule.warmup_epochs + 1})",
             )
         )
     elif "warmup_start_factor" in schedule.model_fields_set and schedule.warmup_epochs == 0:
@@ -675,14 +677,20 @@ def build_scheduler(
     total = recipe.epochs * steps_per_epoch
     if isinstance(s, OneCycleSchedule):
         # torch divides by each phase's length in steps: a phase of no step is a ZeroDivisionError
-        up = s.pct_start * total
-        down = total - 1 - (2 * up - 2 if s.three_phase else up - 1)
-        if up <= 1 or down <= 0:
+        def fits(steps: int) -> bool:
+            up = s.pct_start * steps
+            return up > 1 and steps - 1 - (2 * up - 2 if s.three_phase else up - 1) > 0
+
+        if not fits(total):
+            epochs = next(
+                e for e in itertools.count(recipe.epochs + 1) if fits(e * steps_per_epoch)
+            )
             raise ZooError(
                 Problem(
                     f"one-cycle over {total} steps ({recipe.epochs} epochs of {steps_per_epoch}) "
                     f"is too short: its rise (pct_start {s.pct_start}) and fall each need more "
-                    "than one step; train longer, with a smaller batch, or another schedule",
+                    f"than one step; train longer (--epochs {epochs}), with a smaller batch "
+                    "(--batch), or another schedule",
                     kind="usage",
                 ),
                 ExitCode.USAGE_ERROR,

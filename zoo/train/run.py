@@ -61,6 +61,7 @@ class TrainResult:
     params: int
     normalization: dict[str, list[float]]
     notes: list[str] = field(default_factory=list)
+    is_main: bool = True  # False on every rank of a torchrun run but rank 0 (which reports)
 
     def summary(self) -> str:
         """One line: the best monitored accuracy, its epoch, the run folder."""
@@ -198,7 +199,7 @@ def _load_spec(spec: Any, overrides: Sequence[str]) -> tuple[ModelSpec, str]:
 
 def _recipe_source(recipe: Any, data: str) -> Any:
     """The recipe to load: the one given, else the shipped recipe named after the dataset."""
-    from zoo.train.data import _canonical
+    from zoo.train.data import _canonical, check_data_source
     from zoo.train.recipe import shipped_recipe_names
 
     if recipe is not None:
@@ -206,6 +207,7 @@ def _recipe_source(recipe: Any, data: str) -> Any:
     key = _canonical(str(data)) if not isinstance(data, Path) else None
     if key is not None and key in shipped_recipe_names():
         return key
+    check_data_source(data)  # a misspelt name is no dataset and no folder: say so, not "no recipe"
     raise usage_error(
         f"no shipped recipe for {data!s}: give one with --recipe (a shipped name: "
         f"{', '.join(shipped_recipe_names())}, or a .yaml file)",
@@ -293,8 +295,49 @@ def _check_resume(last: Path, spec: dict[str, Any], recipe: dict[str, Any]) -> N
         )
         for diff in _differences(before or {}, now)
     ]
+    if (saved.get("recipe") or {}).get("epochs") != recipe.get("epochs"):
+        problems.append(
+            Problem(
+                "a run's learning-rate schedule is laid out over its epochs, so a longer or "
+                "shorter run is a new one: train it with another --out (or --force here)",
+                str(last),
+                kind="resume",
+            )
+        )
     if problems:
         raise ZooError(problems, ExitCode.USAGE_ERROR)
+
+
+_RUN_FILES = frozenset(
+    {"spec.yaml", "recipe.yaml", "run.json", "metrics.csv", "metrics.jsonl", "curves.png"}
+)
+"""What a run folder holds before its first ``last.pt`` (a run stopped in its first epoch)."""
+
+
+def _check_new_run_folder(out_dir: Path) -> None:
+    """Refuse, before anything is loaded, a run folder that is a file or already holds things
+    that are not a run's: a new run writes ``metrics.csv``, ``run.json``... into it."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ZooError(
+            Problem("cannot create the run folder: a file is in the way", str(out_dir), kind="io"),
+            ExitCode.IO_ERROR,
+        )
+    if not out_dir.is_dir():
+        return
+    try:
+        others = sorted(p.name for p in out_dir.iterdir() if p.name not in _RUN_FILES)
+    except OSError as exc:
+        raise ZooError(
+            Problem(f"cannot read the run folder: {exc.strerror or exc}", str(out_dir), kind="io"),
+            ExitCode.IO_ERROR,
+        ) from None
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise usage_error(
+            f"{out_dir} is not empty ({shown}) and holds no run: give a new or empty folder "
+            "(--out), or --force to write the run into it",
+            file="zoo",
+        )
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -343,7 +386,7 @@ def train(
         open_data,
         resized,
     )
-    from zoo.train.loop import fit, seed_everything
+    from zoo.train.loop import fit, make_run_folder, seed_everything
     from zoo.train.recipe import (
         build_augmentation,
         build_optimizer,
@@ -360,6 +403,8 @@ def train(
         raise usage_error(f"workers must be >= 0, got {workers}")
     seed_everything(seed)  # validates the seed too
     model_spec, spec_yaml = _load_spec(spec, overrides)
+    if resume and recipe is None and (Path(out) / "recipe.yaml").is_file():
+        recipe = Path(out) / "recipe.yaml"  # a resumed run goes on with its own recipe
     recipe_spec = validate_recipe(
         resolve_recipe(
             _recipe_source(recipe, str(data)),
@@ -398,6 +443,8 @@ def train(
             "start over, or another --out",
             file="zoo",
         )
+    elif not force:
+        _check_new_run_folder(out_dir)
 
     height = (
         model_spec.input.size
@@ -410,9 +457,17 @@ def train(
     )
     if workers is None:
         workers = 0 if target.type == "cpu" else min(8, os.cpu_count() or 1)
-    generator = torch.Generator().manual_seed(seed)  # the shuffling order, saved for resume
+    # The shuffling order has a generator of its own (saved in checkpoints, restored on resume);
+    # the loader's draws the workers' base seed, once per epoch without persistent workers and
+    # once per run with them: sharing one generator would make the order after a resume depend
+    # on the worker count. Neither touches the global RNG that dropout and augmentation draw on.
+    from torch.utils.data import RandomSampler
+
+    generator = torch.Generator().manual_seed(seed)
     batch_size = recipe_spec.batch_size  # the global batch: split evenly among the ranks
-    samplers: dict[str, Any] = {}
+    samplers: dict[str, Any] = {
+        "sampler": RandomSampler(info.train, generator=torch.Generator().manual_seed(seed))
+    }
     if ranks is not None:
         if batch_size % ranks.world_size:
             raise usage_error(
@@ -448,7 +503,7 @@ def train(
         model.compile()
 
     if main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        make_run_folder(out_dir)
         _write_text(out_dir / "spec.yaml", spec_yaml)
         _write_text(out_dir / "recipe.yaml", _recipe_yaml(recipe_spec))
     run_info = {
@@ -462,6 +517,7 @@ def train(
         "device": str(target),
         "params": params,
         "seed": seed,
+        "val_fraction": val_fraction,  # with the seed: the split of a folder without val/
         "workers": workers,
         "compile": compile,
         "precision": recipe_spec.precision,
@@ -510,14 +566,15 @@ def train(
         params,
         normalization,
         notes + result.notes,
+        is_main=main,
     )
 
 
 def _recipe_yaml(recipe: RecipeSpec) -> str:
     import yaml
 
-    header = "# yaml-language-server: $schema=../../schemas/zoo-recipe.schema.json\n"
-    header += "# the resolved recipe this run trained with\n"
+    # no `$schema` line: a run folder can be anywhere, and this file is a record, not a draft
+    header = "# the resolved recipe this run trained with (--resume reads it)\n"
     body = yaml.safe_dump(
         recipe.model_dump(mode="json", exclude_unset=True), sort_keys=False, width=100
     )

@@ -1124,9 +1124,11 @@ def _add_eval_and_runs(sub: Any) -> None:
     runs = _command(
         sub,
         "runs",
-        help="trained runs side by side: spec, parameters, MACs, best accuracy, epochs, time",
-        description="Summarize every run folder (metrics.jsonl and last.pt, as `zoo train` writes "
-        "them) under DIR. A run folder that cannot be read is reported and left out (exit 3).",
+        help="trained runs side by side: spec, data, parameters, MACs, best accuracy, epochs, time",
+        description="Summarize every run folder (run.json, metrics.jsonl and last.pt, as `zoo "
+        "train` writes them) under DIR. A run that has not finished an epoch is listed with 0 "
+        "epochs and no best accuracy; a run folder that cannot be read is reported and left out "
+        "(exit 3).",
     )
     runs.add_argument("dir", metavar="DIR", nargs="?", default="runs", help="default: runs/")
     output = runs.add_mutually_exclusive_group()
@@ -1143,7 +1145,7 @@ def _cmd_eval(args: argparse.Namespace, err: Console, out: Stdout) -> int:
         checkpoint_path,
         evaluate_source,
         is_checkpoint_source,
-        write_confusion,
+        write_eval_files,
     )
 
     report = evaluate_source(
@@ -1162,21 +1164,11 @@ def _cmd_eval(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     if folder is None and is_checkpoint_source(args.spec):
         folder = checkpoint_path(args.spec).parent
     if folder is not None:
-        from zoo.files import write_atomically
-
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ZooError(
-                Problem(f"cannot create the folder: {exc.strerror or exc}", str(folder), kind="io"),
-                ExitCode.IO_ERROR,
-            ) from None
-        data = (json.dumps(report.to_dict(), indent=1) + "\n").encode()
-        write_atomically(folder / f"eval-{args.split}.json", lambda handle: handle.write(data))
-        png = folder / f"confusion-{args.split}.png"
-        note = write_confusion(report, png)
+        written, notes = write_eval_files(report, folder)
+        for note in notes:
+            err.print(f"zoo: {note}", markup=False, highlight=False, soft_wrap=True)
         err.print(
-            f"zoo: {note}" if note else f"wrote {png}",
+            "wrote " + " and ".join(map(str, written)),
             markup=False,
             highlight=False,
             soft_wrap=True,
@@ -1219,9 +1211,21 @@ def _cmd_runs(args: argparse.Namespace, err: Console, out: Stdout) -> int:
     for error in errors:
         _report(error, err)
         status = max(status, error.exit_code)
+    if not records and not errors:
+        err.print(
+            f"zoo: no runs in {args.dir} (a run folder holds run.json, metrics.jsonl or last.pt)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if plot is not None:
-        write_runs_plot(records, plot)
-        err.print(f"wrote {plot}", markup=False, highlight=False)
+        note = write_runs_plot(records, plot)
+        err.print(
+            f"zoo: {note}" if note else f"wrote {plot}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if args.json:
         out.write(json.dumps([r.to_dict() for r in records]) + "\n")
         return status
@@ -1242,6 +1246,7 @@ def _cmd_runs(args: argparse.Namespace, err: Console, out: Stdout) -> int:
         columns=[
             text("run", "Run", 10),
             text("spec", "Spec", 8),
+            text("data", "Data", 8),
             number("params", "Params"),
             number("macs", "MACs", human),
             number("best", "Best acc", lambda v: "-" if v is None else f"{v:.2%}"),
@@ -1253,6 +1258,7 @@ def _cmd_runs(args: argparse.Namespace, err: Console, out: Stdout) -> int:
             [
                 Path(r.folder).name,
                 r.spec,
+                r.data or "-",
                 r.params,
                 r.macs,
                 r.best,

@@ -432,15 +432,27 @@ TRAINING_GOAL = 1.0
 """zoo's loop against the hand-written one on the CPU: at least this ratio of images/s."""
 
 
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _hand_loop(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: Any
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: Any,
+    device: torch.device | None = None,
 ) -> tuple[float, float]:
     """One epoch as the seeds' tutorials write it, with their accuracy done right: counted from
-    the forward pass trained on, divided by the samples seen. Returns (loss, accuracy)."""
+    the forward pass trained on, divided by the samples seen; each batch moved with
+    ``.to(device)`` (a no-op on the CPU), fp32, the running sums read with ``.item()`` every step.
+    Returns (loss, accuracy), after waiting for ``device``."""
+    device = device or torch.device("cpu")
     criterion = torch.nn.CrossEntropyLoss()
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for x, y in loader:
+        x, y = x.to(device), y.to(device)
         optimizer.zero_grad()
         out = model(x)
         loss = criterion(out, y)
@@ -449,6 +461,7 @@ def _hand_loop(
         total_loss += loss.item() * y.size(0)
         correct += (out.argmax(1) == y).sum().item()
         seen += y.size(0)
+    _synchronize(device)
     return total_loss / seen, correct / seen
 
 
@@ -654,31 +667,6 @@ def _memory_loader(info: Any, batch: int, transform: Any, workers: int) -> Any:
     return train
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _hand_loop_on(
-    model: torch.nn.Module, optimizer: torch.optim.Optimizer, loader: Any, device: torch.device
-) -> None:
-    """The seeds' loop on a device: each batch moved with ``.to(device)``, fp32, the running
-    loss and accuracy read with ``.item()`` every step."""
-    criterion = torch.nn.CrossEntropyLoss()
-    model.train()
-    total_loss, correct = 0.0, 0
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        optimizer.zero_grad()
-        out = model(x)
-        loss = criterion(out, y)
-        loss.backward()
-        optimizer.step()
-        total_loss += loss.item() * y.size(0)
-        correct += (out.argmax(1) == y).sum().item()
-    _synchronize(device)
-
-
 def _gpu_training_row(
     name: str,
     spec: zoo.ModelSpec,
@@ -710,7 +698,7 @@ def _gpu_training_row(
             model, optimizer, loader = zoo_side
             start = time.perf_counter()
             if fit is None:
-                _hand_loop_on(model, optimizer, loader, device)
+                _hand_loop(model, optimizer, loader, device)
                 return time.perf_counter() - start
             result = fit(
                 model, optimizer, loader, epochs=1, out_dir=tmp, force=True, device=device,
@@ -722,7 +710,7 @@ def _gpu_training_row(
         def run_hand() -> float:
             model, optimizer, loader = hand_side
             start = time.perf_counter()
-            _hand_loop_on(model, optimizer, loader, device)
+            _hand_loop(model, optimizer, loader, device)
             return time.perf_counter() - start
 
         # warm-up: workers start, cuDNN picks its algorithms, autocast caches its casts

@@ -159,13 +159,14 @@ def test_eval_bare_spec_and_errors(
     data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = tmp_path / "tiny.yaml"
-
     spec.write_text(yaml.safe_dump(_spec("tiny", 4)))
     code, out, err = _run(
         ["eval", str(spec), "--data", str(data), "--json", "--device", "cpu"], capsys
     )
     assert code == 0, err
     assert "training set's own mean" in err
+    assert "untrained initialization" in err  # no --weights: said, not silently assumed
+    assert json.loads(out)["source"] == "initialized weights"
     assert 0.0 <= json.loads(out)["accuracy"] <= 1.0
     # a spec that does not fit the data: a located problem, exit 1
     bad = tmp_path / "bad.yaml"
@@ -454,18 +455,6 @@ def test_eval_messages_say_what_the_file_is(
         capsys,
     )
     assert code == 0 and "untrained" not in err
-
-
-def test_eval_spec_without_weights_notes_initialization(
-    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    spec = tmp_path / "tiny.yaml"
-    spec.write_text(yaml.safe_dump(_spec("tiny", 4)))
-    code, out, err = _run(
-        ["eval", str(spec), "--data", str(data), "--json", "--device", "cpu"], capsys
-    )
-    assert code == 0 and "untrained initialization" in err
-    assert json.loads(out)["source"] == "initialized weights"
 
 
 def test_write_eval_files_names_every_file(runs: Path, data: Path, tmp_path: Path) -> None:

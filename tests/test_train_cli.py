@@ -274,3 +274,25 @@ def test_a_run_folder_that_cannot_be_one_is_refused_before_training(
     below_a_file = in_the_way / "run"
     code, _, stderr = zoo(capsys, *lenet(mnist_dir, below_a_file, "--epochs", "1", "--force"))
     assert code == 3 and "cannot create the run folder" in stderr and "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        ("tpu", "'tpu' is not a device to train on; use auto, cpu, cuda, cuda:N or mps"),
+        ("meta", "'meta' is not a device to train on"),
+        ("cuda", "device 'cuda' is not available here"),
+    ],
+)
+def test_a_device_to_train_on_that_is_not_here_is_one_line(
+    capsys, mnist_dir, tmp_path, device: str, message: str
+) -> None:
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    argv = lenet(mnist_dir, tmp_path / "run", "--epochs", "1")
+    argv[argv.index("--device") + 1] = device
+    code, stdout, stderr = zoo(capsys, *argv)
+    assert code == 2 and stdout == "" and message in stderr
+    assert len(stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

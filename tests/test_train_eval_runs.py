@@ -427,13 +427,17 @@ def test_eval_messages_say_what_the_file_is(
         assert "Traceback" not in err
         return err.strip()
 
+    # read as every checkpoint is (zoo.weights.read_torch_file), with its messages
     assert error(tmp_path / "nosuch.pt") == f"{tmp_path / 'nosuch.pt'}: no such file"
     text = tmp_path / "text.pt"
     text.write_text("hello\n")
-    assert "not a PyTorch checkpoint" in error(text)
+    assert "truncated, damaged or not a PyTorch file" in error(text)
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes((runs / "tiny_a" / "last.pt").read_bytes()[:1000])
-    assert "truncated or damaged" in error(truncated)
+    assert "truncated, damaged or not a PyTorch file" in error(truncated)
+    module = tmp_path / "module.pt"
+    torch.save(torch.nn.Linear(2, 2), module)
+    assert "it holds Python objects (torch.nn.modules.linear.Linear)" in error(module)
     empty_run = tmp_path / "emptyrun"
     empty_run.mkdir()
     assert "no best.pt or last.pt in it" in error(empty_run)

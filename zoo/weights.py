@@ -83,15 +83,21 @@ def _refuse_large(path: Path, size: int, force: bool, limit: int) -> None:
 
 
 def read_torch_file(
-    path: Path, force: bool, limit: int, unreadable: Callable[[Path, str], ZooError]
+    path: Path,
+    force: bool,
+    limit: int,
+    unreadable: Callable[[Path, str], ZooError],
+    mmap: bool = False,
 ) -> Any:
     """What ``torch.load(weights_only=True)`` reads from ``path`` onto the CPU, once the file is
     checked: a regular file (before it is opened, and again once it is), no larger than
     ``limit`` bytes of weights unless ``force``. ``argparse.Namespace`` is
     allowed besides tensors and plain data: timm's training checkpoints keep their arguments in
     one, and making one runs no code of the file's. ``unreadable(path, why)`` is the error for
-    a file torch cannot read."""
+    a file torch cannot read. ``mmap`` maps the tensors of a zip-format file instead of reading
+    them (for a caller that needs only the other entries)."""
     import argparse
+    import zipfile
 
     import torch
 
@@ -103,6 +109,9 @@ def read_torch_file(
         with open_regular(path, check) as handle:
             try:
                 with torch.serialization.safe_globals([argparse.Namespace]):
+                    if mmap and zipfile.is_zipfile(handle):  # torch maps a file by its name
+                        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                    handle.seek(0)
                     return torch.load(handle, map_location="cpu", weights_only=True)
             except OSError:
                 raise  # the disk failed, not the format

@@ -35,6 +35,7 @@ import csv
 import io
 import json
 import math
+import os
 import random
 import signal
 import threading
@@ -391,25 +392,41 @@ def make_run_folder(path: Path) -> None:
         ) from None
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """A training checkpoint written by :func:`fit` (``weights_only`` load, on the CPU)."""
-    import torch
+WEIGHTS_HINT = "for weights alone: zoo eval SPEC --weights FILE"
+"""The fix for a weights file given where a training checkpoint belongs."""
 
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ZooError(
-            Problem("no checkpoint to resume from; start without resume", str(path), kind="io"),
-            ExitCode.IO_ERROR,
-        ) from None
-    except Exception as exc:  # a truncated or foreign file: torch raises many kinds
-        message = " ".join(f"cannot read the checkpoint: {exc}".split())
-        raise ZooError(Problem(message, str(path), kind="io"), ExitCode.IO_ERROR) from None
+
+def _not_training_checkpoint(data: Any) -> str:
+    """What a file ``torch.load`` read holds instead of a training checkpoint, with the fix."""
+    from zoo.weights import FORMAT
+
+    if isinstance(data, Mapping) and data.get("format") == FORMAT:
+        what = f"a zoo model checkpoint ({FORMAT}: a spec and its weights, as zoo build --output "
+        what += "writes), not a zoo training checkpoint"
+    elif isinstance(data, Mapping) and data and "format" not in data:
+        what = "a plain state_dict or a foreign checkpoint, not a zoo training checkpoint"
+    else:
+        what = f"not a zoo training checkpoint ({CHECKPOINT_FORMAT})"
+    return f"{what}; {WEIGHTS_HINT}"
+
+
+def _checkpoint_error(path: Path, why: str) -> ZooError:
+    return ZooError(Problem(why, str(path), kind="io"), ExitCode.IO_ERROR)
+
+
+def read_checkpoint(path: str | os.PathLike[str], *, mmap: bool = False) -> dict[str, Any]:
+    """A training checkpoint written by :func:`fit`, read as every checkpoint is
+    (:func:`zoo.weights.read_torch_file`: a regular file, ``weights_only``, onto the CPU; ``mmap``
+    maps its tensors, for a caller that needs only its other entries). Raises :class:`ZooError`
+    (exit code 3) located at ``path`` that says what the file is instead: missing, not a
+    PyTorch file, damaged, pickled objects, a state_dict or a zoo model checkpoint (with the
+    ``--weights`` fix)."""
+    from zoo.weights import read_torch_file
+
+    path = Path(path)
+    data = read_torch_file(path, True, 0, _checkpoint_error, mmap=mmap)  # no size limit
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise ZooError(
-            Problem(f"not a zoo training checkpoint ({CHECKPOINT_FORMAT})", str(path), kind="io"),
-            ExitCode.IO_ERROR,
-        )
+        raise _checkpoint_error(path, _not_training_checkpoint(data))
     return data
 
 
@@ -633,6 +650,8 @@ def fit(
     rng_after: dict[str, Any] | None = None  # the RNG when a resumed run stopped mid-epoch
 
     if resume:
+        if not last_path.exists():
+            raise _checkpoint_error(last_path, "no checkpoint to resume from; start without resume")
         saved = read_checkpoint(last_path)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])

@@ -93,10 +93,11 @@ def pick_device(device: str | None) -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    resolved = resolve_device(device)
-    if resolved.type == "meta":
-        raise usage_error("training needs real tensors; use auto, cpu, cuda or mps", "device")
-    return resolved
+    if str(device).partition(":")[0] not in ("cpu", "cuda", "mps"):  # meta has no real tensors
+        raise usage_error(
+            f"{device!r} is not a device to train on; use auto, cpu, cuda, cuda:N or mps", "device"
+        )
+    return resolve_device(device)
 
 
 def _memory_optimizer(recipe: Any) -> str:

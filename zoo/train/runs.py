@@ -41,7 +41,6 @@ RUN_FILES = ("run.json", "metrics.jsonl", "last.pt")
 first step, ``metrics.jsonl`` and ``last.pt`` at the end of each epoch)."""
 CHECKPOINT_NAMES = ("best.pt", "last.pt")
 """The checkpoint ``zoo eval RUN_FOLDER`` takes, the first found."""
-WEIGHTS_HINT = "for weights alone: zoo eval SPEC --weights FILE"
 _NAMED = 6  # class names listed in full; longer lists are shown by their difference
 
 
@@ -77,77 +76,16 @@ def checkpoint_path(source: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _unreadable(path: Path, exc: Exception) -> str:
-    """Why ``torch.load(weights_only=True)`` could not read ``path``, in a few words (torch's own
-    messages are paragraphs): not a PyTorch file at all, pickled objects, or a damaged one."""
-    if "Unsupported global" in str(exc) or "Weights only load failed" in str(exc):
-        return (
-            "it holds pickled Python objects (a whole model saved with torch.save?), not only "
-            f"tensors, and zoo runs no code from a file; save its state_dict ({WEIGHTS_HINT})"
-        )
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(4)
-    except OSError:
-        head = b""
-    # torch.save writes a zip archive (PK...); before torch 1.6, a pickle (protocol 2: 0x80)
-    if not head.startswith((b"PK", b"\x80")):
-        empty = "an empty file, " if not head else ""
-        return f"{empty}not a PyTorch checkpoint (torch.save writes a zip archive; this is none)"
-    lines = str(exc).strip().splitlines()
-    first = lines[0].split(". ")[0] if lines else ""
-    return (
-        "cannot read the checkpoint: it is truncated or damaged "
-        f"({type(exc).__name__}{': ' + first if first else ''})"
-    )
-
-
-def _not_training_checkpoint(data: Any) -> str:
-    """What a file ``torch.load`` read holds instead of a training checkpoint, with the fix."""
-    from zoo.train.loop import CHECKPOINT_FORMAT
-    from zoo.weights import FORMAT
-
-    if isinstance(data, Mapping) and data.get("format") == FORMAT:
-        what = f"a zoo model checkpoint ({FORMAT}: a spec and its weights, as zoo build --output "
-        what += "writes), not a zoo training checkpoint"
-    elif isinstance(data, Mapping) and data and "format" not in data:
-        what = "a plain state_dict or a foreign checkpoint, not a zoo training checkpoint"
-    else:
-        what = f"not a zoo training checkpoint ({CHECKPOINT_FORMAT})"
-    return f"{what}; {WEIGHTS_HINT}"
-
-
 def load_training_checkpoint(path: str | os.PathLike[str], *, mmap: bool = False) -> dict[str, Any]:
-    """A training checkpoint written by :func:`zoo.train.loop.fit` (``weights_only``, on the CPU;
-    ``mmap``: its tensors are mapped, not read, as ``zoo runs`` needs only its other entries).
-    Raises :class:`ZooError` (exit code 3) located at ``path`` that says what the file is instead:
-    missing, not a PyTorch file, damaged, a state_dict or a zoo model checkpoint (with the
-    ``--weights`` fix)."""
-    import zipfile
-
-    import torch
-
-    from zoo.train.loop import CHECKPOINT_FORMAT
+    """A training checkpoint written by :func:`zoo.train.loop.fit`, or a run folder's
+    (:func:`checkpoint_path`), read by :func:`zoo.train.loop.read_checkpoint` (``mmap``: its
+    tensors are mapped, not read, as ``zoo runs`` needs only its other entries)."""
+    from zoo.train.loop import read_checkpoint
 
     path = Path(path)
-    if not path.exists():
-        raise _io_error("no such file", path)
     if path.is_dir():
-        return load_training_checkpoint(checkpoint_path(path), mmap=mmap)
-    if not path.is_file():
-        raise _io_error("not a regular file; give a training checkpoint (.pt)", path)
-    try:
-        # mmap needs the zip format; a file without it is read the old way (and explained)
-        data = torch.load(
-            path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path)
-        )
-    except OSError as exc:
-        raise _io_error(f"cannot read it: {exc.strerror or exc}", path) from None
-    except Exception as exc:  # a truncated or foreign file: torch raises many kinds
-        raise _io_error(_unreadable(path, exc), path) from None
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise _io_error(_not_training_checkpoint(data), path)
-    return data
+        path = checkpoint_path(path)
+    return read_checkpoint(path, mmap=mmap)
 
 
 def normalization_of(

@@ -518,3 +518,12 @@ def test_eval_of_a_run_on_a_one_folder_dataset_uses_the_runs_own_split(tmp_path:
     report = evaluate_source(out, folder, device="cpu")
     assert report.samples == trained_on["val_samples"] == 12  # a quarter of 48, not a tenth
     assert report.accuracy == pytest.approx(result.fit.best_value)  # the very images fit scored
+    # the checkpoint itself keeps the classes: moved out of its run folder, it is still checked
+    saved = torch.load(out / "best.pt", weights_only=True)
+    assert saved["data"] == {"name": trained_on["data"], "classes": sorted(CLASSES)}
+    alone = tmp_path / "elsewhere" / "best.pt"
+    alone.parent.mkdir()
+    shutil.copy(out / "best.pt", alone)
+    pets = write_image_folder(tmp_path / "pets", ("cat", "dog", "emu"), size=SIZE, channels=1)
+    with pytest.raises(ZooError, match="trained on the classes circle, square, triangle"):
+        evaluate_source(alone, pets, device="cpu")

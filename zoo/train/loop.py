@@ -588,6 +588,7 @@ def fit(
     callbacks: Callbacks | None = None,
     spec: Mapping[str, Any] | None = None,
     recipe: Mapping[str, Any] | None = None,
+    trained_on: Mapping[str, Any] | None = None,
     resume: bool = False,
     force: bool = False,
     sync_every: int = 50,
@@ -603,6 +604,10 @@ def fit(
     accuracy without ``val_loader``). An ``out_dir`` that already holds ``last.pt`` is refused
     unless ``resume`` (continue it) or ``force`` (start over). ``sync_every`` is how many steps pass
     between host-device synchronisations (progress and the non-finite check).
+
+    ``spec``, ``recipe`` and ``trained_on`` (plain data) go into every checkpoint, the last as
+    its ``data`` entry: the data it trained on (``zoo train`` gives ``{"name": ..., "classes":
+    [...]}``, which ``zoo eval`` checks the data it is given against).
 
     ``distributed`` (:func:`zoo.train.dist.from_env`; default ``None``: one process) trains through
     DistributedDataParallel, all-reduces the metric
@@ -695,6 +700,7 @@ def fit(
             "best_epoch": run.best_epoch,
             "spec": dict(spec) if spec is not None else None,
             "recipe": dict(recipe) if recipe is not None else None,
+            "data": dict(trained_on) if trained_on is not None else None,
         }
         buffer = io.BytesIO()
         torch.save(state, buffer)

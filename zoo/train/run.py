@@ -550,6 +550,7 @@ def train(
             callbacks=callbacks,
             spec=spec_dict,
             recipe=recipe_dict,
+            trained_on={"name": info.name, "classes": list(info.classes)},
             resume=resume,
             force=force,
             distributed=ranks,

@@ -317,10 +317,11 @@ def _training_split(path: Path | None, data: str | os.PathLike[str]) -> dict[str
 
 def _trained_on(path: Path, saved: Mapping[str, Any], spec_name: str) -> _Trained:
     """The data and classes checkpoint ``path`` was trained on: from the checkpoint when it keeps
-    them, else from its run folder's ``run.json`` (when that run is of the same spec)."""
-    for holder in (saved, saved.get("recipe")):
+    them (``zoo train`` stores ``data: {name, classes}``), else from its run folder's
+    ``run.json`` (when that run is of the same spec)."""
+    for holder in (saved.get("data"), saved, saved.get("recipe")):
         if isinstance(holder, Mapping) and _names(holder.get("classes")) is not None:
-            data = holder.get("data")
+            data = holder.get("name", holder.get("data"))
             return _Trained(data if isinstance(data, str) else None, _names(holder["classes"]))
     run_json = path.parent / "run.json"
     try:

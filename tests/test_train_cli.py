@@ -296,3 +296,31 @@ def test_a_device_to_train_on_that_is_not_here_is_one_line(
     code, stdout, stderr = zoo(capsys, *argv)
     assert code == 2 and stdout == "" and message in stderr
     assert len(stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_the_progress_bar_is_drawn_in_a_terminal_only() -> None:
+    import io
+
+    from rich.console import Console
+
+    from zoo.train.loop import Progress
+
+    step = Progress(
+        epoch=1, epochs=2, step=3, steps=10, loss=1.5, accuracy=0.25, images_per_s=1234.0,
+        eta_s=65.0, lr=0.01,
+    )  # fmt: skip
+    for terminal in (True, False):
+        text = io.StringIO()
+        console = Console(file=text, force_terminal=terminal, width=120)
+        with train_run.ConsoleProgress(console) as progress:
+            progress.on_progress(step)
+            progress.on_epoch(
+                {"epoch": 1, "train_loss": 1.5, "train_acc": 0.25, "val_loss": None,
+                 "val_acc": None, "images_per_s": 1234.0, "seconds": 3.0, "data_wait": 0.4}
+            )  # fmt: skip
+        out = text.getvalue()
+        assert ("ETA 1:05" in out and "1,234 img/s" in out) == terminal, out
+        # the epoch's line either way, with the loader's share when it holds training back
+        assert "epoch 1: train loss 1.5000  acc 25.00%" in out
+        assert "waiting on data 40% (more --workers?)" in out
+        assert not out.endswith("\n\n")

@@ -585,8 +585,9 @@ def _recipe_yaml(recipe: RecipeSpec) -> str:
 
 # --------------------------------------------------------------------------- progress display
 class ConsoleProgress(Callbacks):
-    """A rich progress bar per epoch on ``console`` (stderr): loss, accuracy, images/s and the
-    run's ETA; one line per finished epoch; the loop's notes as plain lines."""
+    """A rich progress bar per epoch on ``console`` (stderr) when it is a terminal: loss,
+    accuracy, images/s and the run's ETA; one line per finished epoch; the loop's notes as plain
+    lines."""
 
     def __init__(self, console: Console):
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
@@ -612,6 +613,8 @@ class ConsoleProgress(Callbacks):
             self.bar.stop()
 
     def on_progress(self, progress: Progress) -> None:
+        if not self.console.is_terminal:  # a bar in a log is noise: the epoch lines say it all
+            return
         eta = "" if progress.eta_s is None else f"  ETA {_duration(progress.eta_s)}"
         stats = (
             f"loss {progress.loss:.4f}  acc {progress.accuracy:.2%}  "

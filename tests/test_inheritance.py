@@ -147,3 +147,36 @@ def test_cli_resolve_and_set(capsys, tmp_path: Path) -> None:
     assert main(["build", "resnet18", "--set", "stages.0.depth=0"]) == 1
     assert "--set: stages.0.depth: Input should be greater than 0" in capsys.readouterr().err
     assert validate(resolve("vgg16")).name == "vgg16"
+
+
+def test_a_mapping_of_another_type_replaces_the_base_one(write_spec) -> None:
+    # lenet's layer 0 is a conv (out, kernel, padding) and layer 1 a sigmoid: a patch that changes
+    # a layer's type brings its own fields, none of the old type's
+    child = write_spec(
+        "name: child\nextends: lenet\n"
+        "stages: {0: {type: conv, out: 8}, 1: {type: relu, inplace: true}}\n",
+        "child.yaml",
+    )
+    spec = zoo.load_spec(child)
+    assert (spec.stages[0].out, spec.stages[0].kernel, spec.stages[0].padding) == (8, 5, 2)
+    assert spec.stages[1].type == "relu" and spec.stages[1].inplace is True
+    swapped = write_spec(
+        "name: swapped\nextends: lenet\nstages: {2: {type: maxpool, kernel: 2}}\n", "swapped.yaml"
+    )
+    # avgpool's stride 2 is not carried over: maxpool's stride defaults to its kernel
+    assert zoo.load_spec(swapped).stages[2].model_dump(exclude_unset=True) == {
+        "type": "maxpool",
+        "kernel": 2,
+    }
+
+
+def test_an_unknown_field_of_a_nested_mapping_is_matched_against_its_own_fields(
+    write_spec,
+) -> None:
+    path = write_spec(
+        "name: x\ninput: {channels: 1, sise: [28, 28]}\n"
+        "stages: [{type: conv, out: 4, kernel: 3}]\nhead: [{type: flatten}]\n"
+    )
+    with pytest.raises(ZooError) as caught:
+        zoo.load_spec(path)
+    assert "input.sise: unknown field; did you mean 'size'?" in str(caught.value)

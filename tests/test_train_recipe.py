@@ -553,3 +553,12 @@ def test_a_one_cycle_too_short_to_rise_and_fall_is_refused() -> None:
     with pytest.raises(ZooError, match="is too short"):
         build_scheduler(recipe, build_optimizer(recipe, model), 3)
     assert build_scheduler(recipe, build_optimizer(recipe, model), 16) is not None
+
+
+def test_a_schedule_of_another_type_replaces_the_base_one(tmp_path: Path) -> None:
+    # mnist's one-cycle has a pct_start, which means nothing to a cosine schedule
+    path = tmp_path / "cosine.yaml"
+    path.write_text("name: cosine\nextends: mnist\nschedule: {type: cosine, warmup_epochs: 1}\n")
+    recipe = load_recipe(path)
+    assert recipe.schedule.type == "cosine" and recipe.schedule.warmup_epochs == 1
+    assert recipe.optimizer == load_recipe("mnist").optimizer  # the rest still merges

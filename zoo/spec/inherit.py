@@ -115,7 +115,7 @@ def _merge_mapping(
                 )
             )
         current = base.get(key)
-        if isinstance(value, dict) and isinstance(current, dict):
+        if isinstance(value, dict) and isinstance(current, dict) and not _retyped(current, value):
             _merge_mapping(target, current, value, source, child)
             _take_key_mark(target, source, child)
         elif isinstance(value, dict) and isinstance(current, list):
@@ -127,6 +127,12 @@ def _merge_mapping(
             _refuse_edits(value, source, child, f"{dotted(child)} is {what}")
             base[key] = copy.deepcopy(value)
             _take_marks(target, source, child)
+
+
+def _retyped(base: dict[Any, Any], overlay: dict[Any, Any]) -> bool:
+    """Whether ``overlay`` gives another ``type`` than ``base``: then it replaces the mapping
+    whole, as the fields of one layer type or schedule mean nothing to another."""
+    return "type" in overlay and "type" in base and overlay["type"] != base["type"]
 
 
 def _take_key_mark(target: Located, source: Located, path: SpecPath) -> None:
@@ -347,7 +353,11 @@ class _ListEdit:
             # marks are kept under the index as written; normalize negative indices first
             source = _renumbered(self.source, where, here) if key < 0 else self.source
             current = self.base[position]
-            if isinstance(value, dict) and isinstance(current, dict):
+            if (
+                isinstance(value, dict)
+                and isinstance(current, dict)
+                and not _retyped(current, value)
+            ):
                 _merge_mapping(target, current, value, source, here)
             elif isinstance(value, dict) and isinstance(current, list):
                 _patch_list(target, current, value, source, here)

@@ -6,6 +6,8 @@ tried, and messages that say what to write (``unknown field; did you mean 'strid
 from __future__ import annotations
 
 import difflib
+import types
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -88,9 +90,32 @@ def _model_at(path: SpecPath, mapping: Any, grammar: Grammar) -> type[BaseModel]
         tag = mapping.get("type")
         if isinstance(tag, str) and grammar.member(tag):
             return grammar.member(tag)
-        if "type" not in mapping:
-            return grammar.root
+        if "type" not in mapping:  # a field's own model (`input:`), else the root's
+            return _field_model(grammar.root, path) or grammar.root
     return None
+
+
+def _field_model(model: type[BaseModel], path: SpecPath) -> type[BaseModel] | None:
+    """The one model the value at ``path`` below ``model`` is, following field annotations
+    (through ``X | None`` and list items); None where that is not one model (a tagged union)."""
+    current: Any = model
+    for key in path:
+        if isinstance(key, int):
+            args = [a for a in typing.get_args(current) if a is not type(None)]
+            if typing.get_origin(current) not in (list, tuple) or len(args) != 1:
+                return None
+            current = args[0]
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(key))
+        if field is None:
+            return None
+        current = field.annotation
+        members = [a for a in typing.get_args(current) if a is not type(None)]
+        if typing.get_origin(current) in (typing.Union, types.UnionType) and len(members) == 1:
+            current = members[0]
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
 def _unknown_field(path: SpecPath, parent: Any, grammar: Grammar) -> str:

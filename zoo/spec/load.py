@@ -46,11 +46,17 @@ def known_types() -> list[str]:
     return registry.tags()
 
 
+def shipped_dir(kind: str) -> Path:
+    """The folder of the ``kind`` files that ship with zoo (``specs``, ``recipes``): inside the
+    installed package, or the repo's own."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / kind
+    return installed if installed.is_dir() else package.parent / kind
+
+
 def shipped_specs_dir() -> Path:
     """The folder of the specs that ship with zoo: inside the installed package, or the repo's specs/."""
-    package = Path(__file__).resolve().parents[1]
-    installed = package / "specs"
-    return installed if installed.is_dir() else package.parent / "specs"
+    return shipped_dir("specs")
 
 
 def shipped_spec_names() -> list[str]:

@@ -31,7 +31,13 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from zoo.errors import ExitCode, Problem, ZooError
 from zoo.spec.fields import Bool, Float, Int, Size, SpecModel
 from zoo.spec.inherit import check_overrides
-from zoo.spec.load import SPEC_SUFFIXES, from_mapping, read_spec_file, resolve_chain
+from zoo.spec.load import (
+    SPEC_SUFFIXES,
+    from_mapping,
+    read_spec_file,
+    resolve_chain,
+    shipped_dir,
+)
 from zoo.spec.problems import Grammar, located_problems
 from zoo.spec.yaml_loader import Located, SpecPath
 
@@ -390,9 +396,7 @@ _MODEL_OF_TAG = {
 # --------------------------------------------------------------------------- finding recipes
 def shipped_recipes_dir() -> Path:
     """The folder of the recipes that ship with zoo: in the installed package, else the repo's."""
-    package = Path(__file__).resolve().parents[1]
-    installed = package / "recipes"
-    return installed if installed.is_dir() else package.parent / "recipes"
+    return shipped_dir("recipes")
 
 
 def shipped_recipe_names() -> list[str]:

@@ -43,6 +43,7 @@ agrees: the ranks vote at the ``sync_every`` boundaries, so a stop may take up t
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -168,8 +169,25 @@ def init(
         torch.cuda.set_device(dev)
     backend = backend or ("nccl" if dev.type == "cuda" else "gloo")
     if not torch_dist.is_initialized():
+        _import_before_the_group()
         torch_dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
     return Distributed(rank, world_size, local_rank, dev, backend)
+
+
+def _import_before_the_group() -> None:
+    """Import ``torch.distributed.nn.functional`` while no process group exists.
+
+    Ten of its functions take ``group=group.WORLD`` as a default argument, evaluated on import.
+    Imported after ``init_process_group`` (DistributedDataParallel's constructor imports it,
+    through ``torch._dynamo``), they hold the default group for good: ``destroy_process_group``
+    cannot free it, so gloo's worker threads outlive :meth:`Distributed.close` and run into the
+    interpreter's finalization. A worker that releases its last collective's tensor only then
+    needs the GIL, Python ends the thread inside a C++ destructor ("terminate called without an
+    active exception") and the rank dies with SIGABRT after a successful run: rarely, and more
+    often on a loaded machine, where that thread runs late. Imported first, the defaults are
+    ``None``."""
+    with contextlib.suppress(ImportError):  # a torch without it has no such defaults either
+        import torch.distributed.nn.functional  # noqa: F401
 
 
 def from_env(*, backend: str | None = None, device: str = "auto") -> Distributed | None:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zoo.errors import ExitCode, Problem, ZooError, usage_error
+from zoo.files import Interrupted
 from zoo.train.loop import Callbacks, Progress
 
 if TYPE_CHECKING:
@@ -557,6 +558,12 @@ def train(
         )
     except torch.OutOfMemoryError:
         raise _out_of_memory(model_spec, recipe_spec, recipe_spec.batch_size, target) from None
+    except (Interrupted, ZooError):
+        # every rank stops here together (a signal or a non-finite loss is agreed on by a
+        # collective), so closing is safe; an open group meets the interpreter's exit instead
+        if ranks is not None:
+            ranks.close()
+        raise
     if ranks is not None:
         ranks.close()
     return TrainResult(

@@ -270,6 +270,9 @@ def test_a_run_folder_that_cannot_be_one_is_refused_before_training(
     code, _, stderr = zoo(capsys, *lenet(mnist_dir, busy, "--epochs", "1"))
     assert code == 2 and "is not empty (metrics.txt) and holds no run" in stderr
     assert sorted(p.name for p in busy.iterdir()) == ["metrics.txt"]  # nothing written
+    # refused before the data is even read: a missing data folder is not what it reports
+    code, _, stderr = zoo(capsys, *lenet(tmp_path / "no-data", busy, "--epochs", "1"))
+    assert code == 2 and "holds no run" in stderr
 
     below_a_file = in_the_way / "run"
     code, _, stderr = zoo(capsys, *lenet(mnist_dir, below_a_file, "--epochs", "1", "--force"))

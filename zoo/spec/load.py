@@ -478,20 +478,22 @@ def resolve(source: SpecSource, overrides: Sequence[str] = ()) -> Located:
     """Read a spec and resolve its ``extends:`` chain and ``--set`` overrides: plain located data.
     A mapping is read like a file's data; its ``extends:`` is relative to the current folder."""
     check_overrides(overrides)
-    if isinstance(source, Mapping):
-        located = from_mapping(source)
-    elif isinstance(source, str | os.PathLike):
-        located = read_spec_file(find_spec(source))
-    else:
-        raise ZooError(
-            Problem(
-                "a spec is a YAML path, a shipped spec name or a mapping, "
-                f"got {type(source).__name__}",
-                kind="usage",
-            ),
-            ExitCode.USAGE_ERROR,
-        )
+    located = read_source(
+        source, find_spec, "a spec is a YAML path, a shipped spec name or a mapping"
+    )
     return resolve_chain(located, overrides)
+
+
+def read_source(source: Any, find: Callable[[Any], Path], accepted: str) -> Located:
+    """The located data of a document given as a mapping (read like a file's data) or as a path
+    or shipped name (found by ``find``); anything else is a usage error: ``accepted``, got X."""
+    if isinstance(source, Mapping):
+        return from_mapping(source)
+    if isinstance(source, str | os.PathLike):
+        return read_spec_file(find(source))
+    raise ZooError(
+        Problem(f"{accepted}, got {type(source).__name__}", kind="usage"), ExitCode.USAGE_ERROR
+    )
 
 
 def load_spec(source: SpecSource, overrides: Sequence[str] = ()) -> ModelSpec:

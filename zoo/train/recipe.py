@@ -33,8 +33,7 @@ from zoo.spec.fields import Bool, Float, Int, Size, SpecModel
 from zoo.spec.inherit import check_overrides
 from zoo.spec.load import (
     SPEC_SUFFIXES,
-    from_mapping,
-    read_spec_file,
+    read_source,
     resolve_chain,
     shipped_dir,
 )
@@ -454,20 +453,10 @@ def resolve_recipe(source: RecipeSource, overrides: Sequence[str] = ()) -> Locat
     """Read a recipe and resolve ``extends:`` and ``--set`` overrides: plain located data."""
     check_overrides(overrides)
     if isinstance(source, RecipeSpec):
-        located = from_mapping(source.model_dump(mode="json", exclude_unset=True))
-    elif isinstance(source, Mapping):
-        located = from_mapping(source)
-    elif isinstance(source, str | os.PathLike):
-        located = read_spec_file(find_recipe(source))
-    else:
-        raise ZooError(
-            Problem(
-                "a recipe is a shipped name, a YAML path, a mapping or a RecipeSpec, "
-                f"got {type(source).__name__}",
-                kind="usage",
-            ),
-            ExitCode.USAGE_ERROR,
-        )
+        source = source.model_dump(mode="json", exclude_unset=True)
+    located = read_source(
+        source, find_recipe, "a recipe is a shipped name, a YAML path, a mapping or a RecipeSpec"
+    )
     return resolve_chain(located, overrides, find_recipe, option="--recipe-set")
 
 

@@ -317,8 +317,15 @@ _RUN_FILES = frozenset(
 
 
 def _check_new_run_folder(out_dir: Path) -> None:
-    """Refuse, before anything is loaded, a run folder that is a file or already holds things
-    that are not a run's: a new run writes ``metrics.csv``, ``run.json``... into it."""
+    """Refuse, before anything is loaded, a folder a new run cannot start in: one that holds a
+    run (``last.pt``), is a file, or already holds things that are not a run's (a new run writes
+    ``metrics.csv``, ``run.json``... into it)."""
+    if (out_dir / "last.pt").exists():
+        raise usage_error(
+            f"{out_dir} already holds a run (last.pt): --resume to continue it, --force to "
+            "start over, or another --out",
+            file="zoo",
+        )
     if out_dir.exists() and not out_dir.is_dir():
         raise ZooError(
             Problem("cannot create the run folder: a file is in the way", str(out_dir), kind="io"),
@@ -423,6 +430,8 @@ def train(
         # every batch has one shape: let cuDNN time its convolution algorithms once and keep the
         # fastest (as timm's train script does); GPU runs are not bitwise repeatable anyway
         torch.backends.cudnn.benchmark = True
+    if out is not None and not (resume or force):  # before the data is read and measured
+        _check_new_run_folder(Path(out))
     info = open_data(data, root=data_dir, download=download, val_fraction=val_fraction, seed=seed)
     info = resized(info, recipe_spec.resize)  # what the spec sees is the resized images
     problems = check_spec_against_data(model_spec, info)
@@ -437,16 +446,8 @@ def train(
         **recipe_spec.model_dump(mode="json", exclude_unset=True),
         "normalization": normalization,
     }
-    if resume:
+    if resume:  # needs the normalization, computed from the data
         _check_resume(out_dir / "last.pt", spec_dict, recipe_dict)
-    elif (out_dir / "last.pt").exists() and not force:
-        raise usage_error(
-            f"{out_dir} already holds a run (last.pt): --resume to continue it, --force to "
-            "start over, or another --out",
-            file="zoo",
-        )
-    elif not force:
-        _check_new_run_folder(out_dir)
 
     height = (
         model_spec.input.size

@@ -319,10 +319,10 @@ def _trained_on(path: Path, saved: Mapping[str, Any], spec_name: str) -> _Traine
     """The data and classes checkpoint ``path`` was trained on: from the checkpoint when it keeps
     them (``zoo train`` stores ``data: {name, classes}``), else from its run folder's
     ``run.json`` (when that run is of the same spec)."""
-    for holder in (saved.get("data"), saved, saved.get("recipe")):
-        if isinstance(holder, Mapping) and _names(holder.get("classes")) is not None:
-            data = holder.get("name", holder.get("data"))
-            return _Trained(data if isinstance(data, str) else None, _names(holder["classes"]))
+    kept = saved.get("data")
+    if isinstance(kept, Mapping) and _names(kept.get("classes")) is not None:
+        name = kept.get("name")
+        return _Trained(name if isinstance(name, str) else None, _names(kept["classes"]))
     run_json = path.parent / "run.json"
     try:
         info = _read_run_info(run_json)
